@@ -1,0 +1,98 @@
+/*
+ * FHIR search query parsing: "name=riv&birthdate=ge1984-03-09&_count=20"
+ * into a struct mr_query the store can run. No SQL is built from input
+ * text: the query carries parameter keys, prefixes and values only.
+ */
+#ifndef MR_FHIR_SEARCH_H
+#define MR_FHIR_SEARCH_H
+
+#include "core/alloc.h"
+#include "fhir/defs.h"
+#include "fhir/index.h"
+#include "medrec/medrec.h"
+
+#include <stdint.h>
+
+enum mr_prefix {
+    MR_PFX_EQ, MR_PFX_NE, MR_PFX_LT, MR_PFX_GT, MR_PFX_LE, MR_PFX_GE,
+    MR_PFX_SA, MR_PFX_EB, MR_PFX_AP
+};
+
+enum mr_modifier {
+    MR_MOD_NONE,
+    MR_MOD_EXACT,
+    MR_MOD_CONTAINS,
+    MR_MOD_MISSING,
+    MR_MOD_NOT,
+    MR_MOD_TEXT
+};
+
+/* One value of a parameter; the fields used depend on the index kind,
+ * as in struct mr_ix_entry (strings already folded for MR_IX_STRING).
+ *   string:    s1 folded (prefix match; :contains substring); with :exact
+ *              s2 is the value as given (compare with the entry's s2).
+ *   token:     s1 system (NULL = any, "" = none), s2 code (NULL = any code
+ *              of that system: "system|"). Phone-like values of ContactPoint
+ *              params are digits only, as the index also stores them.
+ *              With :text the clause kind is MR_IX_STRING (s1 folded).
+ *   reference: s1 "Type/id" or absolute URL; a bare id is expanded into one
+ *              value per target type. Only for a param without declared
+ *              targets: s1 NULL and s2 the bare id (any type).
+ *   quantity:  n, s1 system (NULL = any), s2 code or unit (NULL = any).
+ *   date:      [lo, hi) of the value; number: n. */
+struct mr_q_value {
+    enum mr_prefix prefix;
+    const char *s1, *s2; /* token: s1 system (NULL = any, "" = none) */
+    double n;
+    int64_t lo, hi;      /* date: the span of the given value */
+    int missing;         /* for :missing=true/false */
+};
+
+/* Special parameters that are resource columns, not index tables. */
+enum mr_q_special { MR_Q_PARAM = 0, MR_Q_ID, MR_Q_LASTUPDATED };
+
+/* One parameter occurrence: values are ORed (comma). */
+struct mr_q_clause {
+    enum mr_q_special special;
+    const struct mr_search_param *param; /* NULL for specials */
+    enum mr_ix_kind kind;
+    enum mr_modifier modifier;
+    struct mr_q_value *vals;
+    size_t nvals;
+};
+
+#define MR_QUERY_MAX_COUNT 1000
+#define MR_QUERY_DEFAULT_COUNT 50
+
+/* A search: clauses are ANDed. Everything lives in `arena`. */
+struct mr_query {
+    const char *type;
+    struct mr_q_clause *clauses;
+    size_t n;
+    uint32_t count;  /* page size, 1..MR_QUERY_MAX_COUNT */
+    uint32_t offset; /* _offset paging */
+    int summary_count; /* _summary=count */
+    /* Parameters that are not known for `type` (ignored, reported). */
+    const char **unknown;
+    size_t nunknown;
+    struct mr_arena arena;
+};
+
+/*
+ * Parse an application/x-www-form-urlencoded query (percent-decoding it)
+ * for resource `type` into q (initialised here; release with
+ * mr_query_release even on failure). Bad syntax or values give
+ * MR_EINVALID with d naming the parameter and the reason.
+ */
+enum mr_err mr_query_parse(struct mr_query *q, const char *type,
+                           const char *qs, size_t len,
+                           struct mr_diag *d) MR_WUR;
+
+/* Add one already-decoded name=value pair (name may carry a :modifier). */
+enum mr_err mr_query_add(struct mr_query *q, const char *name,
+                         const char *value, struct mr_diag *d) MR_WUR;
+
+void mr_query_init(struct mr_query *q, const char *type);
+void mr_query_release(struct mr_query *q);
+
+#endif

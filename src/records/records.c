@@ -1,0 +1,1037 @@
+/*
+ * The records service: authorize -> validate -> index -> store -> audit
+ * -> commit, for every interface.
+ */
+#include "records/records.h"
+#include "core/alloc.h"
+#include "core/id.h"
+#include "core/text.h"
+#include "core/time.h"
+#include "fhir/defs.h"
+#include "fhir/index.h"
+#include "fhir/jsontext.h"
+#include "fhir/search.h"
+#include "fhir/validate.h"
+#include "records/patient.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct mr_records {
+    struct mr_store *st;
+    struct mr_ix ix;
+    struct mr_buf out; /* stored JSON being built */
+};
+
+void mr_result_init(struct mr_result *res)
+{
+    memset(&res->meta, 0, sizeof(res->meta));
+    mr_buf_init(&res->json, MR_MAX_RESOURCE_BYTES * 2);
+}
+
+void mr_result_release(struct mr_result *res)
+{
+    mr_buf_release(&res->json);
+}
+
+enum mr_err mr_records_open(const char *path, int flags,
+                            struct mr_records **out, struct mr_diag *d)
+{
+    struct mr_records *r;
+    enum mr_err err;
+
+    r = mr_calloc(1, sizeof(*r));
+    if (!r)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    err = mr_store_open(path, flags, &r->st, d);
+    if (err) {
+        mr_free(r);
+        return err;
+    }
+    mr_ix_init(&r->ix);
+    mr_buf_init(&r->out, MR_MAX_RESOURCE_BYTES * 2);
+    *out = r;
+    return MR_OK;
+}
+
+void mr_records_close(struct mr_records *r)
+{
+    if (!r)
+        return;
+    mr_store_close(r->st);
+    mr_ix_release(&r->ix);
+    mr_buf_release(&r->out);
+    mr_free(r);
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static enum mr_err check_actor(const struct mr_actor *a, struct mr_diag *d)
+{
+    /* The policy (roles, minimum necessary) is enforced here, in one
+     * place, when the security issue lands; for now an actor must be
+     * named. */
+    if (!a || !a->user || !*a->user)
+        return mr_diag_set(d, MR_EDENIED, "no user: every access must be "
+                                          "attributable");
+    return MR_OK;
+}
+
+static enum mr_err check_type(const char *type, struct mr_diag *d)
+{
+    if (!type || !mr_fhir_is_resource_type(type))
+        return mr_diag_set(d, MR_EINVALID,
+                           "\"%s\" is not a FHIR R4 resource type",
+                           type ? type : "");
+    return MR_OK;
+}
+
+/* Parse and structurally validate resource JSON text. *root is a new
+ * reference owned by the caller. */
+static enum mr_err parse_resource(const char *text, size_t len,
+                                  const char *type, json_t **root,
+                                  struct mr_diag *d)
+{
+    json_error_t je;
+    json_t *j;
+    enum mr_err err;
+
+    if (len > MR_MAX_RESOURCE_BYTES)
+        return mr_diag_set(d, MR_ETOOBIG,
+                           "resource is %zu bytes; the limit is %u bytes "
+                           "(4 MiB)",
+                           len, MR_MAX_RESOURCE_BYTES);
+    j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return mr_diag_set(d, MR_EJSON,
+                           "malformed JSON at line %d, column %d: %s",
+                           je.line, je.column, je.text);
+    err = mr_fhir_validate(j, type, d);
+    if (err) {
+        json_decref(j);
+        return err;
+    }
+    *root = j;
+    return MR_OK;
+}
+
+/* The patient a resource belongs to ("Patient/x"), for the audit trail. */
+static void patient_of(const char *type, const char *id, const json_t *root,
+                       char *out, size_t cap)
+{
+    static const char *const fields[] = {"subject", "patient",
+                                         "beneficiary", NULL};
+    const char *const *f;
+    const char *ref;
+
+    out[0] = '\0';
+    if (!strcmp(type, "Patient")) {
+        snprintf(out, cap, "Patient/%s", id);
+        return;
+    }
+    if (!root)
+        return;
+    for (f = fields; *f; f++) {
+        ref = json_string_value(
+            json_object_get(json_object_get(root, *f), "reference"));
+        if (ref && !strncmp(ref, "Patient/", 8)) {
+            snprintf(out, cap, "%s", ref);
+            return;
+        }
+    }
+}
+
+static enum mr_err audit(struct mr_records *r, const struct mr_actor *a,
+                         const char *action, enum mr_err outcome,
+                         const char *type, const char *id,
+                         const char *patient, const char *query,
+                         const char *detail, struct mr_diag *d)
+{
+    struct mr_audit_entry e = {
+        .ts = mr_time_now_ms(),
+        .actor = a->user,
+        .role = a->role ? a->role : "unknown",
+        .source = a->source,
+        .action = action,
+        .outcome = outcome ? mr_errname(outcome) : "ok",
+        .type = type,
+        .id = id,
+        .patient = patient && *patient ? patient : NULL,
+        .query = query,
+        .detail = detail,
+    };
+    return mr_store_audit(r->st, &e, d);
+}
+
+const char *mr_patient_mrn(const json_t *patient)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(json_object_get(patient, "identifier"), i, e)
+    {
+        const char *sys = json_string_value(json_object_get(e, "system"));
+        if (sys && !strcmp(sys, MR_MRN_SYSTEM))
+            return json_string_value(json_object_get(e, "value"));
+    }
+    return NULL;
+}
+
+/* A new identifier array: the old one plus {MR, MR_MRN_SYSTEM, mrn}. */
+static json_t *identifiers_with_mrn(const json_t *root, const char *mrn)
+{
+    json_t *arr = json_deep_copy(json_object_get(root, "identifier"));
+
+    if (!arr)
+        arr = json_array();
+    json_array_append_new(
+        arr, json_pack("{s:s,s:{s:[{s:s,s:s,s:s}],s:s},s:s,s:s}", "use",
+                       "usual", "type", "coding", "system",
+                       "http://terminology.hl7.org/CodeSystem/v2-0203",
+                       "code", "MR", "display", "Medical record number",
+                       "text", "MRN", "system", MR_MRN_SYSTEM, "value",
+                       mrn));
+    return arr;
+}
+
+static enum mr_err new_mrn(struct mr_records *r, char mrn[24],
+                           struct mr_diag *d)
+{
+    uint64_t seq;
+    enum mr_err err = mr_store_next_seq(r->st, "mrn", MR_MRN_START, &seq, d);
+
+    if (!err)
+        mr_mrn_format(seq, mrn);
+    return err;
+}
+
+/*
+ * Build the stored form of `root` (parsed from src) as version `version`
+ * at time ts into r->out, apply the same id/meta/extra members to root so
+ * the index is extracted from exactly what is stored, and extract it.
+ * `extra` (may be NULL) holds further members to set (stolen).
+ */
+static enum mr_err prepare_version(struct mr_records *r, const char *type,
+                                   const char *src, size_t len, json_t *root,
+                                   const char *id, int64_t version,
+                                   int64_t ts, json_t *extra,
+                                   struct mr_diag *d)
+{
+    json_t *over = extra ? extra : json_object();
+    json_t *meta;
+    char vbuf[24], tbuf[32];
+    enum mr_err err;
+    const char *k;
+    json_t *v;
+
+    meta = json_deep_copy(json_object_get(root, "meta"));
+    if (!meta)
+        meta = json_object();
+    snprintf(vbuf, sizeof(vbuf), "%lld", (long long)version);
+    mr_time_format(ts, tbuf);
+    json_object_set_new(meta, "versionId", json_string(vbuf));
+    json_object_set_new(meta, "lastUpdated", json_string(tbuf));
+    json_object_set_new(over, "id", json_string(id));
+    json_object_set_new(over, "meta", meta);
+
+    mr_buf_reset(&r->out);
+    err = mr_json_splice(src, len, over, &r->out);
+    if (err) {
+        json_decref(over);
+        return mr_diag_set(d, err, "%s: cannot store the resource: %s",
+                           type, mr_strerror(err));
+    }
+    json_object_foreach(over, k, v)
+    {
+        json_object_set(root, k, v);
+    }
+    json_decref(over);
+    mr_ix_reset(&r->ix);
+    err = mr_fhir_extract(root, type, &r->ix);
+    if (err)
+        return mr_diag_set(d, err, "%s: indexing failed: %s", type,
+                           mr_strerror(err));
+    return MR_OK;
+}
+
+static void fill_result(struct mr_records *r, struct mr_result *res,
+                        const char *type, const char *id, int64_t version,
+                        int64_t ts, const struct mr_actor *a,
+                        const char *reason)
+{
+    if (!res)
+        return;
+    memset(&res->meta, 0, sizeof(res->meta));
+    snprintf(res->meta.type, sizeof(res->meta.type), "%s", type);
+    snprintf(res->meta.id, sizeof(res->meta.id), "%s", id);
+    res->meta.version = version;
+    res->meta.ts = ts;
+    snprintf(res->meta.author, sizeof(res->meta.author), "%s", a->user);
+    snprintf(res->meta.reason, sizeof(res->meta.reason), "%s",
+             reason ? reason : "");
+    mr_buf_reset(&res->json);
+    if (mr_buf_add(&res->json, r->out.ptr, r->out.len))
+        mr_buf_reset(&res->json);
+}
+
+/* ---- duplicate detection ---------------------------------------------- */
+
+struct dup_ctx {
+    const char *family, *given; /* folded */
+    char found_id[65];
+    char found_mrn[24];
+};
+
+static int folded_eq(const char *a, const char *folded)
+{
+    struct mr_buf b = MR_BUF_INIT(4096);
+    int eq = 0;
+
+    if (a && !mr_text_fold(a, strlen(a), &b))
+        eq = !strcmp(b.ptr, folded);
+    mr_buf_release(&b);
+    return eq;
+}
+
+static int dup_cb(void *ctx, const struct mr_version *m, const char *json,
+                  size_t len)
+{
+    struct dup_ctx *c = ctx;
+    json_t *p = json_loadb(json, len, 0, NULL);
+    size_t i, j;
+    json_t *n, *g;
+    int match = 0;
+
+    if (!p)
+        return 0;
+    json_array_foreach(json_object_get(p, "name"), i, n)
+    {
+        if (!folded_eq(json_string_value(json_object_get(n, "family")),
+                       c->family))
+            continue;
+        json_array_foreach(json_object_get(n, "given"), j, g)
+        {
+            if (folded_eq(json_string_value(g), c->given))
+                match = 1;
+        }
+    }
+    if (match) {
+        const char *mrn = mr_patient_mrn(p);
+        snprintf(c->found_id, sizeof(c->found_id), "%s", m->id);
+        snprintf(c->found_mrn, sizeof(c->found_mrn), "%s", mrn ? mrn : "");
+    }
+    json_decref(p);
+    return match ? MR_EDUPLICATE : 0;
+}
+
+/* MR_EDUPLICATE if a Patient with the same name, birth date and gender is
+ * registered. Runs inside the write transaction. */
+static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
+                                  struct mr_diag *d)
+{
+    const json_t *name = json_array_get(json_object_get(p, "name"), 0);
+    const char *family = json_string_value(json_object_get(name, "family"));
+    const char *given =
+        json_string_value(json_array_get(json_object_get(name, "given"), 0));
+    const char *birth = json_string_value(json_object_get(p, "birthDate"));
+    const char *gender = json_string_value(json_object_get(p, "gender"));
+    struct mr_buf ff = MR_BUF_INIT(4096), fg = MR_BUF_INIT(4096);
+    struct mr_query q;
+    struct dup_ctx c;
+    enum mr_err err;
+    struct mr_diag qd;
+
+    if (!family || !given || !birth || !gender)
+        return MR_OK;
+    memset(&c, 0, sizeof(c));
+    mr_query_init(&q, "Patient");
+    err = mr_text_fold(family, strlen(family), &ff);
+    if (!err)
+        err = mr_text_fold(given, strlen(given), &fg);
+    if (!err)
+        err = mr_query_add(&q, "family", family, &qd);
+    if (!err)
+        err = mr_query_add(&q, "birthdate", birth, &qd);
+    if (!err)
+        err = mr_query_add(&q, "gender", gender, &qd);
+    if (err) {
+        /* A value the search cannot express cannot be compared. */
+        err = MR_OK;
+        goto done;
+    }
+    q.count = 200;
+    c.family = ff.ptr;
+    c.given = fg.ptr;
+    err = mr_store_search(r->st, &q, dup_cb, &c, NULL, d);
+    if (err == MR_EDUPLICATE)
+        mr_diag_set(d, MR_EDUPLICATE,
+                    "possible duplicate: MRN %s (Patient/%s) has the same "
+                    "name, birth date and gender; use --force to register "
+                    "anyway",
+                    c.found_mrn[0] ? c.found_mrn : "-", c.found_id);
+done:
+    mr_query_release(&q);
+    mr_buf_release(&ff);
+    mr_buf_release(&fg);
+    return err;
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *json, size_t len,
+                              const char *reason, int flags,
+                              struct mr_result *res, struct mr_diag *d)
+{
+    json_t *root = NULL, *extra = NULL;
+    enum mr_err err;
+    char id[MR_ID_LEN + 1], mrn[24], pref[128];
+    int64_t now = mr_time_now_ms(), version = 0;
+    int is_patient;
+    struct mr_put put;
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    err = parse_resource(json, len, type, &root, d);
+    if (err)
+        return err;
+    is_patient = !strcmp(type, "Patient");
+    if (is_patient && (err = mr_patient_check(root, now, d)))
+        goto out;
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        goto out;
+    if (is_patient && !(flags & MR_WRITE_FORCE)) {
+        err = find_duplicate(r, root, d);
+        if (err)
+            goto fail;
+    }
+    mr_id_new(id);
+    extra = json_object();
+    if (is_patient && !mr_patient_mrn(root)) {
+        err = new_mrn(r, mrn, d);
+        if (err)
+            goto fail;
+        json_object_set_new(extra, "identifier",
+                            identifiers_with_mrn(root, mrn));
+    }
+    err = prepare_version(r, type, json, len, root, id, 1, now, extra, d);
+    extra = NULL;
+    if (err)
+        goto fail;
+    put = (struct mr_put){.type = type,
+                          .id = id,
+                          .expect = MR_PUT_NEW,
+                          .json = r->out.ptr,
+                          .json_len = r->out.len,
+                          .ts = now,
+                          .author = a->user,
+                          .reason = reason,
+                          .ix = &r->ix};
+    err = mr_store_put(r->st, &put, &version, d);
+    if (err)
+        goto fail;
+    patient_of(type, id, root, pref, sizeof(pref));
+    err = audit(r, a, "create", MR_OK, type, id, pref, NULL, reason, d);
+    if (err)
+        goto fail;
+    err = mr_store_commit(r->st, d);
+    if (err)
+        goto out;
+    fill_result(r, res, type, id, version, now, a, reason);
+    goto out;
+fail:
+    mr_store_rollback(r->st);
+out:
+    json_decref(extra);
+    json_decref(root);
+    return err;
+}
+
+enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *id,
+                              const char *json, size_t len, int64_t expect,
+                              const char *reason, struct mr_result *res,
+                              struct mr_diag *d)
+{
+    json_t *root = NULL, *old = NULL, *extra = NULL;
+    enum mr_err err;
+    struct mr_version cur;
+    struct mr_buf oldjson = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES * 2);
+    const char *given_id, *mrn;
+    int64_t now = mr_time_now_ms(), version = 0;
+    char pref[128];
+    struct mr_put put;
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    if (!mr_id_valid(id))
+        return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
+                           type, id);
+    err = parse_resource(json, len, type, &root, d);
+    if (err)
+        return err;
+    given_id = json_string_value(json_object_get(root, "id"));
+    if (given_id && strcmp(given_id, id)) {
+        err = mr_diag_set(d, MR_EINVALID,
+                          "%s.id: \"%s\" does not match the id being "
+                          "updated (%s)",
+                          type, given_id, id);
+        goto out;
+    }
+    if (!strcmp(type, "Patient") &&
+        (err = mr_patient_check(root, now, d)))
+        goto out;
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        goto out;
+    err = mr_store_read(r->st, type, id, 0, &cur, &oldjson, d);
+    if (err)
+        goto fail;
+    if (expect > 0 && cur.version != expect) {
+        err = mr_diag_set(d, MR_ECONFLICT,
+                          "%s/%s: expected version %lld but the current "
+                          "version is %lld; reload and try again",
+                          type, id, (long long)expect,
+                          (long long)cur.version);
+        goto fail;
+    }
+    extra = json_object();
+    if (!strcmp(type, "Patient")) {
+        /* A medical record number is permanent: keep it even when the
+         * new version leaves it out. */
+        old = json_loadb(oldjson.ptr, oldjson.len, 0, NULL);
+        mrn = old ? mr_patient_mrn(old) : NULL;
+        if (mrn && !mr_patient_mrn(root))
+            json_object_set_new(extra, "identifier",
+                                identifiers_with_mrn(root, mrn));
+    }
+    err = prepare_version(r, type, json, len, root, id, cur.version + 1, now,
+                          extra, d);
+    extra = NULL;
+    if (err)
+        goto fail;
+    put = (struct mr_put){.type = type,
+                          .id = id,
+                          .expect = cur.version,
+                          .json = r->out.ptr,
+                          .json_len = r->out.len,
+                          .ts = now,
+                          .author = a->user,
+                          .reason = reason,
+                          .ix = &r->ix};
+    err = mr_store_put(r->st, &put, &version, d);
+    if (err)
+        goto fail;
+    patient_of(type, id, root, pref, sizeof(pref));
+    err = audit(r, a, "update", MR_OK, type, id, pref, NULL, reason, d);
+    if (err)
+        goto fail;
+    err = mr_store_commit(r->st, d);
+    if (err)
+        goto out;
+    fill_result(r, res, type, id, version, now, a, reason);
+    goto out;
+fail:
+    mr_store_rollback(r->st);
+out:
+    mr_buf_release(&oldjson);
+    json_decref(extra);
+    json_decref(old);
+    json_decref(root);
+    return err;
+}
+
+enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *id,
+                              int64_t expect, const char *reason,
+                              struct mr_diag *d)
+{
+    enum mr_err err;
+    int64_t version, now = mr_time_now_ms();
+    char pref[128];
+    struct mr_put put = {.type = type,
+                         .id = id,
+                         .expect = expect > 0 ? expect : MR_PUT_ANY,
+                         .json = NULL,
+                         .ts = now,
+                         .author = a ? a->user : NULL,
+                         .reason = reason};
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        return err;
+    err = mr_store_put(r->st, &put, &version, d);
+    if (!err) {
+        patient_of(type, id, NULL, pref, sizeof(pref));
+        err = audit(r, a, "delete", MR_OK, type, id, pref, NULL, reason, d);
+    }
+    if (err) {
+        mr_store_rollback(r->st);
+        return err;
+    }
+    return mr_store_commit(r->st, d);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+/* Finish a read: audit (with the outcome, so failed look-ups are on the
+ * trail too) and commit. Returns the read's error if there was one. */
+static enum mr_err finish_read(struct mr_records *r, const struct mr_actor *a,
+                               const char *action, enum mr_err rerr,
+                               const char *type, const char *id,
+                               const char *patient, const char *query,
+                               struct mr_diag *d)
+{
+    struct mr_diag ad;
+    enum mr_err err;
+
+    err = audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
+    if (!err)
+        err = mr_store_commit(r->st, &ad);
+    else
+        mr_store_rollback(r->st);
+    if (err) {
+        /* Without its audit entry the read did not happen. */
+        if (d)
+            *d = ad;
+        return err;
+    }
+    return rerr;
+}
+
+enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
+                            const char *type, const char *id,
+                            int64_t version, struct mr_result *res,
+                            struct mr_diag *d)
+{
+    enum mr_err err;
+    char pref[128] = "";
+    json_t *root;
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    if (!mr_id_valid(id))
+        return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
+                           type, id);
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        return err;
+    err = mr_store_read(r->st, type, id, version, &res->meta, &res->json, d);
+    if (!err && strcmp(type, "Patient")) {
+        root = json_loadb(res->json.ptr, res->json.len, 0, NULL);
+        patient_of(type, id, root, pref, sizeof(pref));
+        json_decref(root);
+    } else if (!strcmp(type, "Patient")) {
+        patient_of(type, id, NULL, pref, sizeof(pref));
+    }
+    return finish_read(r, a, version ? "vread" : "read", err, type, id, pref,
+                       NULL, d);
+}
+
+struct first_ctx {
+    struct mr_result *res;
+    int n;
+    enum mr_err err;
+};
+
+static int first_cb(void *ctx, const struct mr_version *m, const char *json,
+                    size_t len)
+{
+    struct first_ctx *c = ctx;
+
+    c->n++;
+    if (c->n > 1)
+        return 0;
+    c->res->meta = *m;
+    mr_buf_reset(&c->res->json);
+    c->err = mr_buf_add(&c->res->json, json, len);
+    return 0;
+}
+
+enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
+                                      const struct mr_actor *a,
+                                      const char *mrn, struct mr_result *res,
+                                      struct mr_diag *d)
+{
+    struct mr_query q;
+    struct first_ctx c = {res, 0, MR_OK};
+    enum mr_err err;
+    char value[128], pref[128] = "";
+    const char *p;
+    int digits = 1;
+
+    if ((err = check_actor(a, d)))
+        return err;
+    if (!strncmp(mrn, "Patient/", 8))
+        return mr_records_read(r, a, "Patient", mrn + 8, 0, res, d);
+    for (p = mrn; *p; p++)
+        if (*p < '0' || *p > '9')
+            digits = 0;
+    if (!*mrn)
+        return mr_diag_set(d, MR_EINVALID, "MRN: empty");
+    if (!digits)
+        return mr_records_read(r, a, "Patient", mrn, 0, res, d);
+    if (!mr_mrn_valid(mrn))
+        return mr_diag_set(d, MR_EINVALID,
+                           "MRN \"%s\": the check digit does not match "
+                           "(mistyped?)",
+                           mrn);
+    mr_query_init(&q, "Patient");
+    snprintf(value, sizeof(value), "%s|%s", MR_MRN_SYSTEM, mrn);
+    err = mr_query_add(&q, "identifier", value, d);
+    if (err) {
+        mr_query_release(&q);
+        return err;
+    }
+    q.count = 2;
+    err = mr_store_begin(r->st, 1, d);
+    if (err) {
+        mr_query_release(&q);
+        return err;
+    }
+    err = mr_store_search(r->st, &q, first_cb, &c, NULL, d);
+    mr_query_release(&q);
+    if (!err && c.err)
+        err = mr_diag_set(d, c.err, "reading MRN %s", mrn);
+    if (!err && c.n == 0)
+        err = mr_diag_set(d, MR_ENOTFOUND, "no patient with MRN %s", mrn);
+    if (!err && c.n > 1)
+        err = mr_diag_set(d, MR_ECORRUPT,
+                          "MRN %s is assigned to more than one patient",
+                          mrn);
+    if (!err)
+        snprintf(pref, sizeof(pref), "Patient/%s", res->meta.id);
+    snprintf(value, sizeof(value), "identifier=%s|%s", MR_MRN_SYSTEM, mrn);
+    return finish_read(r, a, "read", err, "Patient",
+                       err ? NULL : res->meta.id, pref, value, d);
+}
+
+enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
+                               const char *type, const char *id,
+                               mr_store_cb cb, void *ctx, struct mr_diag *d)
+{
+    enum mr_err err;
+    char pref[128];
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    if (!mr_id_valid(id))
+        return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
+                           type, id);
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        return err;
+    err = mr_store_history(r->st, type, id, cb, ctx, d);
+    patient_of(type, id, NULL, pref, sizeof(pref));
+    return finish_read(r, a, "history", err, type, id, pref, NULL, d);
+}
+
+enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *query,
+                              mr_store_cb cb, void *ctx, int64_t *total,
+                              struct mr_diag *d)
+{
+    struct mr_query q;
+    enum mr_err err;
+
+    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+        return err;
+    err = mr_query_parse(&q, type, query, strlen(query), d);
+    if (err) {
+        mr_query_release(&q);
+        return err;
+    }
+    err = mr_store_begin(r->st, 1, d);
+    if (!err) {
+        err = mr_store_search(r->st, &q, cb, ctx, total, d);
+        err = finish_read(r, a, "search", err, type, NULL, NULL, query, d);
+    }
+    mr_query_release(&q);
+    return err;
+}
+
+/* ---- export / import -------------------------------------------------- */
+
+struct export_ctx {
+    FILE *out;
+    int64_t n;
+};
+
+static int export_cb(void *ctx, const struct mr_version *m, const char *json,
+                     size_t len)
+{
+    struct export_ctx *c = ctx;
+
+    (void)m;
+    if (fwrite(json, 1, len, c->out) != len || fputc('\n', c->out) == EOF)
+        return MR_EIO;
+    c->n++;
+    return 0;
+}
+
+enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
+                              FILE *out, int64_t *count, struct mr_diag *d)
+{
+    struct export_ctx c = {out, 0};
+    enum mr_err err;
+
+    if ((err = check_actor(a, d)))
+        return err;
+    /* The disclosure is on the trail before any byte leaves. */
+    err = mr_store_begin(r->st, 1, d);
+    if (err)
+        return err;
+    err = audit(r, a, "export", MR_OK, NULL, NULL, NULL, NULL,
+                "all current resources as NDJSON", d);
+    if (err) {
+        mr_store_rollback(r->st);
+        return err;
+    }
+    err = mr_store_commit(r->st, d);
+    if (err)
+        return err;
+    err = mr_store_begin(r->st, 0, d);
+    if (err)
+        return err;
+    err = mr_store_scan(r->st, NULL, export_cb, &c, d);
+    mr_store_rollback(r->st);
+    if (err == MR_EIO)
+        return mr_diag_set(d, MR_EIO, "writing the export failed");
+    if (!err && fflush(out) != 0)
+        return mr_diag_set(d, MR_EIO, "writing the export failed");
+    if (!err && count)
+        *count = c.n;
+    return err;
+}
+
+/* Read one line of at most max bytes into b (without the newline).
+ * Returns 1 on a line, 0 at EOF, -1 on a line that is too long. */
+static int read_line(FILE *in, struct mr_buf *b, size_t max)
+{
+    int ch, toolong = 0;
+    size_t n = 0;
+
+    mr_buf_reset(b);
+    while ((ch = getc(in)) != EOF) {
+        n++;
+        if (ch == '\n')
+            return toolong ? -1 : 1;
+        if (toolong)
+            continue;
+        if (b->len >= max || mr_buf_addc(b, (char)ch)) {
+            toolong = 1;
+            mr_buf_reset(b);
+        }
+    }
+    if (toolong)
+        return -1;
+    return n > 0 ? 1 : 0;
+}
+
+static int blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\r')
+            return 0;
+    return 1;
+}
+
+/* Import one resource line inside the current transaction. */
+static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
+                              const char *line, size_t len, const char *why,
+                              struct mr_diag *d)
+{
+    json_t *root = NULL, *extra = NULL;
+    enum mr_err err;
+    const char *type, *id, *vid, *lu;
+    char newid[MR_ID_LEN + 1], mrn[24];
+    int64_t version = 1, ts = mr_time_now_ms(), got;
+    struct mr_version cur;
+    struct mr_daterange dr;
+    struct mr_put put;
+    char *end;
+    int exists;
+
+    err = parse_resource(line, len, NULL, &root, d);
+    if (err)
+        return err;
+    type = json_string_value(json_object_get(root, "resourceType"));
+    id = json_string_value(json_object_get(root, "id"));
+    if (!id) {
+        mr_id_new(newid);
+        id = newid;
+    }
+    if (!strcmp(type, "Patient") && (err = mr_patient_check(root, ts, d)))
+        goto out;
+    err = mr_store_read(r->st, type, id, 0, &cur, NULL, d);
+    exists = err == MR_OK || err == MR_EGONE;
+    if (err && err != MR_ENOTFOUND && err != MR_EGONE)
+        goto out;
+    err = MR_OK;
+    if (exists) {
+        version = cur.version + 1;
+    } else {
+        /* A resource new to this database keeps its version and time, so
+         * an export imported elsewhere exports again byte for byte. */
+        vid = json_string_value(
+            json_object_get(json_object_get(root, "meta"), "versionId"));
+        lu = json_string_value(
+            json_object_get(json_object_get(root, "meta"), "lastUpdated"));
+        if (vid) {
+            long long v = strtoll(vid, &end, 10);
+            if (*end == '\0' && v > 0)
+                version = v;
+        }
+        if (lu && !mr_date_parse(lu, strlen(lu), MR_DATE_INSTANT, &dr))
+            ts = dr.lo;
+    }
+    extra = json_object();
+    if (!strcmp(type, "Patient") && !mr_patient_mrn(root)) {
+        err = new_mrn(r, mrn, d);
+        if (err)
+            goto out;
+        json_object_set_new(extra, "identifier",
+                            identifiers_with_mrn(root, mrn));
+    }
+    err = prepare_version(r, type, line, len, root, id, version, ts, extra,
+                          d);
+    extra = NULL;
+    if (err)
+        goto out;
+    put = (struct mr_put){.type = type,
+                          .id = id,
+                          .expect = exists ? cur.version : MR_PUT_NEW,
+                          .set_version = exists ? 0 : version,
+                          .json = r->out.ptr,
+                          .json_len = r->out.len,
+                          .ts = ts,
+                          .author = a->user,
+                          .reason = why,
+                          .ix = &r->ix};
+    err = mr_store_put(r->st, &put, &got, d);
+out:
+    json_decref(extra);
+    json_decref(root);
+    return err;
+}
+
+enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
+                              FILE *in, const char *name, size_t batch,
+                              void (*progress)(void *ctx, int64_t n),
+                              void *ctx, struct mr_diag *d)
+{
+    struct mr_buf line = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES + 1);
+    enum mr_err err = MR_OK;
+    int64_t committed = 0, lineno = 0;
+    size_t inbatch = 0;
+    int rl, open_tx = 0;
+    char why[256], detail[320];
+    struct mr_diag ld;
+
+    if ((err = check_actor(a, d)))
+        return err;
+    if (batch == 0)
+        batch = 1000;
+    snprintf(why, sizeof(why), "import from %s", name);
+    for (;;) {
+        rl = read_line(in, &line, MR_MAX_RESOURCE_BYTES);
+        if (rl == 0)
+            break;
+        lineno++;
+        if (rl < 0) {
+            err = mr_diag_set(d, MR_ETOOBIG,
+                              "%s line %lld: longer than the limit of %u "
+                              "bytes",
+                              name, (long long)lineno,
+                              MR_MAX_RESOURCE_BYTES);
+            break;
+        }
+        if (blank(line.ptr))
+            continue;
+        if (!open_tx) {
+            err = mr_store_begin(r->st, 1, d);
+            if (err)
+                break;
+            open_tx = 1;
+        }
+        err = import_one(r, a, line.ptr, line.len, why, &ld);
+        if (err) {
+            mr_diag_set(d, err, "%s line %lld: %s", name, (long long)lineno,
+                        mr_diag_msg(&ld));
+            break;
+        }
+        if (++inbatch == batch) {
+            snprintf(detail, sizeof(detail), "%zu resources from %s",
+                     inbatch, name);
+            err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL,
+                        detail, d);
+            if (!err)
+                err = mr_store_commit(r->st, d);
+            open_tx = 0;
+            if (err)
+                break;
+            committed += (int64_t)inbatch;
+            inbatch = 0;
+            if (progress)
+                progress(ctx, committed);
+        }
+    }
+    if (!err && ferror(in))
+        err = mr_diag_set(d, MR_EIO, "%s: read error", name);
+    if (!err && open_tx) {
+        snprintf(detail, sizeof(detail), "%zu resources from %s", inbatch,
+                 name);
+        err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail,
+                    d);
+        if (!err)
+            err = mr_store_commit(r->st, d);
+        open_tx = 0;
+        if (!err) {
+            committed += (int64_t)inbatch;
+            if (progress)
+                progress(ctx, committed);
+        }
+    }
+    if (open_tx)
+        mr_store_rollback(r->st);
+    mr_buf_release(&line);
+    return err;
+}
+
+enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
+                             struct mr_buf *report, int *schema,
+                             struct mr_diag *d)
+{
+    enum mr_err err;
+
+    if ((err = check_actor(a, d)))
+        return err;
+    err = mr_store_begin(r->st, 0, d);
+    if (err)
+        return err;
+    err = mr_store_check(r->st, report, d);
+    mr_store_rollback(r->st);
+    if (schema)
+        *schema = mr_store_schema(r->st);
+    return err;
+}
+
+enum mr_err mr_records_audit_scan(struct mr_records *r,
+                                  const struct mr_actor *a,
+                                  const char *patient, mr_audit_cb cb,
+                                  void *ctx, struct mr_diag *d)
+{
+    enum mr_err err;
+
+    if ((err = check_actor(a, d)))
+        return err;
+    err = mr_store_begin(r->st, 0, d);
+    if (err)
+        return err;
+    err = mr_store_audit_scan(r->st, patient, cb, ctx, d);
+    mr_store_rollback(r->st);
+    return err;
+}

@@ -1,0 +1,142 @@
+/*
+ * The records service: the one door to patient data. Every read and write
+ * from every adapter (CLI, HTTP, HL7) comes through here, which
+ * authorizes, validates, indexes, stores and audits, in that order, in one
+ * transaction: a success return means the change and its audit entry are
+ * committed to disk.
+ *
+ * A struct mr_records is one connection; use one per thread.
+ */
+#ifndef MR_RECORDS_RECORDS_H
+#define MR_RECORDS_RECORDS_H
+
+#include "core/buf.h"
+#include "medrec/medrec.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Largest resource accepted, in bytes of JSON. */
+#define MR_MAX_RESOURCE_BYTES (4u << 20)
+
+/* The identifier system of medrec-assigned medical record numbers. */
+#define MR_MRN_SYSTEM "urn:medrec:mrn"
+/* First MRN sequence number (gives 8-digit MRNs with the check digit). */
+#define MR_MRN_START 1000000
+
+/* Who is acting. Roles and policy arrive with the security issue; until
+ * then every actor is checked only for being named. */
+struct mr_actor {
+    const char *user;   /* login or system name */
+    const char *role;   /* "admin", "records-technician", "system" ... */
+    const char *source; /* "cli", "127.0.0.1:5000" ... */
+};
+
+struct mr_records;
+
+/* Open (flags: MR_STORE_CREATE to create) the database at path. */
+enum mr_err mr_records_open(const char *path, int flags,
+                            struct mr_records **out,
+                            struct mr_diag *d) MR_WUR;
+void mr_records_close(struct mr_records *r);
+
+/* A stored resource as returned to callers. json is the stored bytes
+ * (with meta.versionId and meta.lastUpdated). */
+struct mr_result {
+    struct mr_version meta;
+    struct mr_buf json;
+};
+void mr_result_init(struct mr_result *res);
+void mr_result_release(struct mr_result *res);
+
+enum mr_write_flags {
+    MR_WRITE_FORCE = 1, /* register even if a possible duplicate exists */
+};
+
+/*
+ * Create a resource from JSON text. Validates it (structure and, for
+ * Patient, registration rules), assigns a new id (any id in the input is
+ * replaced) and, for a Patient, a medical record number. MR_EDUPLICATE
+ * (with the matching MRN in d) when a Patient with the same name, birth
+ * date and gender exists, unless MR_WRITE_FORCE. res may be NULL.
+ */
+enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *json, size_t len,
+                              const char *reason, int flags,
+                              struct mr_result *res,
+                              struct mr_diag *d) MR_WUR;
+
+/* Replace the current version of type/id with json (its id must match or
+ * be absent). expect > 0 refuses a stale version (MR_ECONFLICT); 0 skips
+ * the check. The MRN of a Patient is kept even if omitted. */
+enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *id,
+                              const char *json, size_t len, int64_t expect,
+                              const char *reason, struct mr_result *res,
+                              struct mr_diag *d) MR_WUR;
+
+/* Delete: writes a tombstone version. */
+enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *id,
+                              int64_t expect, const char *reason,
+                              struct mr_diag *d) MR_WUR;
+
+/* Read the current (version 0) or a given version. */
+enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
+                            const char *type, const char *id,
+                            int64_t version, struct mr_result *res,
+                            struct mr_diag *d) MR_WUR;
+
+/* Find a Patient by MRN (or "Patient/ID", or a bare resource id). */
+enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
+                                      const struct mr_actor *a,
+                                      const char *mrn, struct mr_result *res,
+                                      struct mr_diag *d) MR_WUR;
+
+/* Every version, newest first. */
+enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
+                               const char *type, const char *id,
+                               mr_store_cb cb, void *ctx,
+                               struct mr_diag *d) MR_WUR;
+
+/* Search with a FHIR query string ("name=riv&birthdate=1984-03-09"). */
+enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
+                              const char *type, const char *query,
+                              mr_store_cb cb, void *ctx, int64_t *total,
+                              struct mr_diag *d) MR_WUR;
+
+/* Write every current resource as NDJSON to out. *count may be NULL. */
+enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
+                              FILE *out, int64_t *count,
+                              struct mr_diag *d) MR_WUR;
+
+/*
+ * Import NDJSON resources (one per line, ids kept, meta.versionId and
+ * meta.lastUpdated kept for resources new to this database) in batches of
+ * `batch` per transaction. After each commit calls progress(ctx, total
+ * committed so far) — only then are those records durable. Stops at the
+ * first bad line with MR_EINVALID naming the line; earlier batches stay.
+ */
+enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
+                              FILE *in, const char *name, size_t batch,
+                              void (*progress)(void *ctx, int64_t n),
+                              void *ctx, struct mr_diag *d) MR_WUR;
+
+/* Storage integrity and schema version (report lines appended). */
+enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
+                             struct mr_buf *report, int *schema,
+                             struct mr_diag *d) MR_WUR;
+
+/* Audit entries for one patient reference (or all when NULL). */
+enum mr_err mr_records_audit_scan(struct mr_records *r,
+                                  const struct mr_actor *a,
+                                  const char *patient, mr_audit_cb cb,
+                                  void *ctx, struct mr_diag *d) MR_WUR;
+
+/* The MRN of a Patient resource (from its identifiers), or NULL. The
+ * pointer is into res. */
+const char *mr_patient_mrn(const json_t *patient);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * SQLite schema migrations, numbered from 1. Migration N brings the
+ * database from user_version N-1 to N; they are applied in order at open,
+ * each in its own transaction. Never edit a released migration: add one.
+ */
+#ifndef MR_STORE_SCHEMA_H
+#define MR_STORE_SCHEMA_H
+
+static const char *const mr__sqlite_migrations[] = {
+    /* 1: resources, versions, search indexes, counters, audit. */
+    "CREATE TABLE resource("
+    "  rid INTEGER PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"   /* current version */
+    "  updated INTEGER NOT NULL,"   /* UTC ms of the current version */
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE(type, id));"
+    "CREATE TABLE version("
+    "  vid INTEGER PRIMARY KEY,"    /* global order of writes */
+    "  rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  version INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  author TEXT NOT NULL,"
+    "  reason TEXT,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  json BLOB,"
+    "  UNIQUE(rid, version));"
+    "CREATE TRIGGER version_append_only_u BEFORE UPDATE ON version BEGIN"
+    "  SELECT RAISE(ABORT, 'resource versions are never changed'); END;"
+    "CREATE TRIGGER version_append_only_d BEFORE DELETE ON version BEGIN"
+    "  SELECT RAISE(ABORT, 'resource versions are never removed'); END;"
+    "CREATE TABLE ix_string(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT);"
+    "CREATE INDEX ix_string_v ON ix_string(key, norm);"
+    "CREATE INDEX ix_string_r ON ix_string(rid);"
+    "CREATE TABLE ix_token(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, system TEXT, code TEXT);"
+    "CREATE INDEX ix_token_v ON ix_token(key, code, system);"
+    "CREATE INDEX ix_token_r ON ix_token(rid);"
+    "CREATE TABLE ix_date(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL);"
+    "CREATE INDEX ix_date_v ON ix_date(key, lo);"
+    "CREATE INDEX ix_date_r ON ix_date(rid);"
+    "CREATE TABLE ix_ref(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, ref TEXT NOT NULL);"
+    "CREATE INDEX ix_ref_v ON ix_ref(key, ref);"
+    "CREATE INDEX ix_ref_r ON ix_ref(rid);"
+    "CREATE TABLE ix_number(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, value REAL NOT NULL);"
+    "CREATE INDEX ix_number_v ON ix_number(key, value);"
+    "CREATE INDEX ix_number_r ON ix_number(rid);"
+    "CREATE TABLE ix_quantity(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, value REAL NOT NULL, system TEXT, code TEXT);"
+    "CREATE INDEX ix_quantity_v ON ix_quantity(key, value);"
+    "CREATE INDEX ix_quantity_r ON ix_quantity(rid);"
+    "CREATE TABLE ix_uri(rid INTEGER NOT NULL REFERENCES resource(rid),"
+    "  key INTEGER NOT NULL, uri TEXT NOT NULL);"
+    "CREATE INDEX ix_uri_v ON ix_uri(key, uri);"
+    "CREATE INDEX ix_uri_r ON ix_uri(rid);"
+    "CREATE TABLE seq(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE audit("
+    "  seq INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  source TEXT,"
+    "  action TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  type TEXT, id TEXT, patient TEXT, query TEXT, detail TEXT);"
+    "CREATE INDEX audit_patient ON audit(patient) WHERE patient IS NOT NULL;"
+    "CREATE TRIGGER audit_append_only_u BEFORE UPDATE ON audit BEGIN"
+    "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;"
+    "CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit BEGIN"
+    "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;",
+};
+
+#define MR__SQLITE_NMIGRATIONS                                                \
+    (sizeof(mr__sqlite_migrations) / sizeof(mr__sqlite_migrations[0]))
+
+#endif

@@ -1,0 +1,1308 @@
+/*
+ * The SQLite store: one database file, WAL, synchronous=FULL, foreign
+ * keys, prepared statements cached per connection, numbered migrations.
+ * One handle is one connection and is used by one thread at a time.
+ */
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "store/schema.h"
+#include "store/store_impl.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* "MREC": marks a SQLite file as a medrec database. */
+#define MR_APPLICATION_ID 0x4d524543
+
+enum stmt_id {
+    S_FIND,
+    S_INS_RESOURCE,
+    S_UPD_RESOURCE,
+    S_INS_VERSION,
+    S_READ_CUR,
+    S_READ_VER,
+    S_HISTORY,
+    S_SEQ,
+    S_AUDIT,
+    S_DEL_STRING,
+    S_DEL_TOKEN,
+    S_DEL_DATE,
+    S_DEL_REF,
+    S_DEL_NUMBER,
+    S_DEL_QUANTITY,
+    S_DEL_URI,
+    S_INS_STRING,
+    S_INS_TOKEN,
+    S_INS_DATE,
+    S_INS_REF,
+    S_INS_NUMBER,
+    S_INS_QUANTITY,
+    S_INS_URI,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_FIND] = "SELECT rid, version, deleted FROM resource"
+               " WHERE type = ?1 AND id = ?2",
+    [S_INS_RESOURCE] = "INSERT INTO resource(type, id, version, updated,"
+                       " deleted) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_UPD_RESOURCE] = "UPDATE resource SET version = ?2, updated = ?3,"
+                       " deleted = ?4 WHERE rid = ?1",
+    [S_INS_VERSION] = "INSERT INTO version(rid, version, ts, author, reason,"
+                      " deleted, json) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_READ_CUR] = "SELECT v.version, v.ts, v.deleted, v.author, v.reason,"
+                   " v.json FROM resource r JOIN version v ON v.rid = r.rid"
+                   " AND v.version = r.version"
+                   " WHERE r.type = ?1 AND r.id = ?2",
+    [S_READ_VER] = "SELECT v.version, v.ts, v.deleted, v.author, v.reason,"
+                   " v.json FROM resource r JOIN version v ON v.rid = r.rid"
+                   " WHERE r.type = ?1 AND r.id = ?2 AND v.version = ?3",
+    [S_HISTORY] = "SELECT v.version, v.ts, v.deleted, v.author, v.reason,"
+                  " v.json FROM resource r JOIN version v ON v.rid = r.rid"
+                  " WHERE r.type = ?1 AND r.id = ?2 ORDER BY v.version DESC",
+    [S_SEQ] = "INSERT INTO seq(name, value) VALUES(?1, ?2)"
+              " ON CONFLICT(name) DO UPDATE SET value = value + 1"
+              " RETURNING value",
+    [S_AUDIT] = "INSERT INTO audit(ts, actor, role, source, action, outcome,"
+                " type, id, patient, query, detail)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_DEL_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
+    [S_DEL_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
+    [S_DEL_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
+    [S_DEL_REF] = "DELETE FROM ix_ref WHERE rid = ?1",
+    [S_DEL_NUMBER] = "DELETE FROM ix_number WHERE rid = ?1",
+    [S_DEL_QUANTITY] = "DELETE FROM ix_quantity WHERE rid = ?1",
+    [S_DEL_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
+    [S_INS_STRING] = "INSERT INTO ix_string(rid, key, norm, exact)"
+                     " VALUES(?1, ?2, ?3, ?4)",
+    [S_INS_TOKEN] = "INSERT INTO ix_token(rid, key, system, code)"
+                    " VALUES(?1, ?2, ?3, ?4)",
+    [S_INS_DATE] = "INSERT INTO ix_date(rid, key, lo, hi)"
+                   " VALUES(?1, ?2, ?3, ?4)",
+    [S_INS_REF] = "INSERT INTO ix_ref(rid, key, ref) VALUES(?1, ?2, ?3)",
+    [S_INS_NUMBER] = "INSERT INTO ix_number(rid, key, value)"
+                     " VALUES(?1, ?2, ?3)",
+    [S_INS_QUANTITY] = "INSERT INTO ix_quantity(rid, key, value, system,"
+                       " code) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_INS_URI] = "INSERT INTO ix_uri(rid, key, uri) VALUES(?1, ?2, ?3)",
+};
+
+struct sq_store {
+    struct mr_store base;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    char *path;
+    int schema;
+    int in_tx;
+};
+
+static const char *ix_table[] = {
+    [MR_IX_STRING] = "ix_string", [MR_IX_TOKEN] = "ix_token",
+    [MR_IX_DATE] = "ix_date",     [MR_IX_REFERENCE] = "ix_ref",
+    [MR_IX_NUMBER] = "ix_number", [MR_IX_QUANTITY] = "ix_quantity",
+    [MR_IX_URI] = "ix_uri",
+};
+
+static enum mr_err map_rc(struct sq_store *s, int rc, struct mr_diag *d,
+                          const char *what)
+{
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return mr_diag_set(d, MR_EBUSY,
+                           "%s: database is locked by another process",
+                           s->path);
+    case SQLITE_CORRUPT:
+        return mr_diag_set(d, MR_ECORRUPT, "%s: database is corrupt (%s)",
+                           s->path, msg);
+    case SQLITE_NOTADB:
+        return mr_diag_set(d, MR_ENOTDB, "%s: not a medrec database",
+                           s->path);
+    case SQLITE_NOMEM:
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+        return mr_diag_set(d, MR_EIO, "%s: %s", s->path, msg);
+    default:
+        return mr_diag_set(d, MR_EINTERNAL, "%s: %s (%s)", s->path, what,
+                           msg);
+    }
+}
+
+static enum mr_err exec(struct sq_store *s, const char *sql,
+                        struct mr_diag *d)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "statement failed");
+    return MR_OK;
+}
+
+static enum mr_err prep(struct sq_store *s, enum stmt_id id,
+                        sqlite3_stmt **out, struct mr_diag *d)
+{
+    int rc;
+
+    if (!s->stmt[id]) {
+        rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+                                NULL);
+        if (rc != SQLITE_OK)
+            return map_rc(s, rc, d, "prepare");
+    }
+    *out = s->stmt[id];
+    return MR_OK;
+}
+
+static void done_stmt(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int query_int(struct sq_store *s, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        *out = 0;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void sq_close(struct mr_store *base)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    int i;
+
+    for (i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    if (s->db)
+        sqlite3_close(s->db);
+    mr_free(s->path);
+    mr_free(s);
+}
+
+static enum mr_err migrate(struct sq_store *s, int from, struct mr_diag *d)
+{
+    enum mr_err err;
+    int v;
+    char sql[64];
+
+    for (v = from; v < (int)MR__SQLITE_NMIGRATIONS; v++) {
+        err = exec(s, "BEGIN IMMEDIATE", d);
+        if (err)
+            return err;
+        err = exec(s, mr__sqlite_migrations[v], d);
+        if (!err) {
+            snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+            err = exec(s, sql, d);
+        }
+        if (!err && v == 0) {
+            snprintf(sql, sizeof(sql), "PRAGMA application_id = %d",
+                     MR_APPLICATION_ID);
+            err = exec(s, sql, d);
+        }
+        if (!err)
+            err = exec(s, "COMMIT", d);
+        if (err) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return err;
+        }
+    }
+    s->schema = (int)MR__SQLITE_NMIGRATIONS;
+    return MR_OK;
+}
+
+static const struct mr_store_ops sqlite_ops;
+
+enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
+                            struct mr_diag *d)
+{
+    struct sq_store *s;
+    enum mr_err err = MR_OK;
+    int oflags, rc;
+    int64_t appid = 0, uver = 0, ntables = 0;
+    const char *busy_env;
+    long busy_ms = 5000;
+
+    if (!path || !*path)
+        return mr_diag_set(d, MR_EUSAGE, "no database file given");
+    if (!(flags & MR_STORE_CREATE) && access(path, F_OK) != 0)
+        return mr_diag_set(d, MR_ENOTFOUND,
+                           "%s: no such database (create it with "
+                           "`medrec init --db %s`)",
+                           path, path);
+    s = mr_calloc(1, sizeof(*s));
+    if (!s)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    s->base.ops = &sqlite_ops;
+    s->path = mr_strdup(path);
+    if (!s->path) {
+        mr_free(s);
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    }
+    oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    if (flags & MR_STORE_READONLY)
+        oflags |= SQLITE_OPEN_READONLY;
+    else
+        oflags |= SQLITE_OPEN_READWRITE;
+    if (flags & MR_STORE_CREATE)
+        oflags |= SQLITE_OPEN_CREATE;
+    rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        err = map_rc(s, rc, d, "open");
+        goto fail;
+    }
+    busy_env = getenv("MEDREC_BUSY_TIMEOUT_MS");
+    if (busy_env) {
+        char *end;
+        long v = strtol(busy_env, &end, 10);
+        if (*end == '\0' && v >= 0 && v <= 600000)
+            busy_ms = v;
+    }
+    sqlite3_busy_timeout(s->db, (int)busy_ms);
+    sqlite3_extended_result_codes(s->db, 1);
+
+    /* Reading the header tells a medrec database from anything else. */
+    rc = query_int(s, "PRAGMA application_id", &appid);
+    if (rc == SQLITE_OK)
+        rc = query_int(s, "PRAGMA user_version", &uver);
+    if (rc == SQLITE_OK)
+        rc = query_int(s, "SELECT count(*) FROM sqlite_schema", &ntables);
+    if (rc != SQLITE_OK) {
+        err = map_rc(s, rc, d, "reading the database header");
+        goto fail;
+    }
+    if (ntables > 0 && appid != MR_APPLICATION_ID) {
+        err = mr_diag_set(d, MR_ENOTDB,
+                          "%s: not a medrec database (a SQLite file of "
+                          "another program)",
+                          path);
+        goto fail;
+    }
+    if (uver > MR_STORE_SCHEMA_VERSION) {
+        err = mr_diag_set(d, MR_ENEWER,
+                          "%s: database schema version %lld is newer than "
+                          "this medrec supports (%d); upgrade medrec",
+                          path, (long long)uver, MR_STORE_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (ntables == 0 && !(flags & MR_STORE_CREATE)) {
+        err = mr_diag_set(d, MR_ENOTDB,
+                          "%s: not a medrec database (empty file)", path);
+        goto fail;
+    }
+    s->schema = (int)uver;
+    if (!(flags & MR_STORE_READONLY)) {
+        /* journal_mode returns a row; exec discards it. */
+        err = exec(s, "PRAGMA journal_mode = WAL", d);
+        if (!err)
+            err = exec(s, "PRAGMA synchronous = FULL", d);
+        if (err)
+            goto fail;
+    }
+    err = exec(s,
+               "PRAGMA foreign_keys = ON;"
+               "PRAGMA cache_size = -65536;"
+               "PRAGMA temp_store = MEMORY",
+               d);
+    if (err)
+        goto fail;
+    if (!(flags & MR_STORE_READONLY) && uver < MR_STORE_SCHEMA_VERSION) {
+        err = migrate(s, (int)uver, d);
+        if (err)
+            goto fail;
+    } else if (uver < MR_STORE_SCHEMA_VERSION) {
+        err = mr_diag_set(d, MR_EUNSUPPORTED,
+                          "%s: database needs a schema upgrade; open it "
+                          "read-write once",
+                          path);
+        goto fail;
+    }
+    *out = &s->base;
+    return MR_OK;
+fail:
+    sq_close(&s->base);
+    return err;
+}
+
+static enum mr_err sq_begin(struct mr_store *base, int write,
+                            struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    enum mr_err err;
+
+    err = exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", d);
+    if (!err)
+        s->in_tx = 1;
+    return err;
+}
+
+static enum mr_err sq_commit(struct mr_store *base, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    enum mr_err err = exec(s, "COMMIT", d);
+
+    if (err) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    s->in_tx = 0;
+    return err;
+}
+
+static void sq_rollback(struct mr_store *base)
+{
+    struct sq_store *s = (struct sq_store *)base;
+
+    if (sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_tx = 0;
+}
+
+static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
+                             struct mr_diag *d, const char *what)
+{
+    int rc = sqlite3_step(st);
+    done_stmt(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return map_rc(s, rc, d, what);
+    return MR_OK;
+}
+
+static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
+                               const struct mr_ix *ix, struct mr_diag *d)
+{
+    sqlite3_stmt *st;
+    enum mr_err err;
+    size_t i;
+    int k;
+
+    if (existed) {
+        for (k = S_DEL_STRING; k <= S_DEL_URI; k++) {
+            err = prep(s, (enum stmt_id)k, &st, d);
+            if (err)
+                return err;
+            sqlite3_bind_int64(st, 1, rid);
+            err = step_done(s, st, d, "index delete");
+            if (err)
+                return err;
+        }
+    }
+    if (!ix)
+        return MR_OK;
+    for (i = 0; i < ix->n; i++) {
+        const struct mr_ix_entry *e = &ix->v[i];
+        err = prep(s, (enum stmt_id)(S_INS_STRING + (int)e->kind), &st, d);
+        if (err)
+            return err;
+        sqlite3_bind_int64(st, 1, rid);
+        sqlite3_bind_int64(st, 2, e->key);
+        switch (e->kind) {
+        case MR_IX_STRING:
+            if (!e->s1) {
+                done_stmt(st);
+                continue;
+            }
+            sqlite3_bind_text(st, 3, e->s1, -1, SQLITE_STATIC);
+            bind_text_or_null(st, 4, e->s2);
+            break;
+        case MR_IX_TOKEN:
+            bind_text_or_null(st, 3, e->s1);
+            bind_text_or_null(st, 4, e->s2);
+            break;
+        case MR_IX_DATE:
+            sqlite3_bind_int64(st, 3, e->lo);
+            sqlite3_bind_int64(st, 4, e->hi);
+            break;
+        case MR_IX_REFERENCE:
+        case MR_IX_URI:
+            if (!e->s1) {
+                done_stmt(st);
+                continue;
+            }
+            sqlite3_bind_text(st, 3, e->s1, -1, SQLITE_STATIC);
+            break;
+        case MR_IX_NUMBER:
+            sqlite3_bind_double(st, 3, e->n);
+            break;
+        case MR_IX_QUANTITY:
+            sqlite3_bind_double(st, 3, e->n);
+            bind_text_or_null(st, 4, e->s1);
+            bind_text_or_null(st, 5, e->s2);
+            break;
+        }
+        err = step_done(s, st, d, "index insert");
+        if (err)
+            return err;
+    }
+    return MR_OK;
+}
+
+static enum mr_err sq_put(struct mr_store *base, const struct mr_put *p,
+                          int64_t *version, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+    int rc, exists = 0, was_deleted = 0;
+    int64_t rid = 0, cur = 0, next;
+
+    err = prep(s, S_FIND, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, p->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        exists = 1;
+        rid = sqlite3_column_int64(st, 0);
+        cur = sqlite3_column_int64(st, 1);
+        was_deleted = sqlite3_column_int(st, 2);
+    }
+    done_stmt(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "lookup");
+
+    if (p->expect == MR_PUT_NEW && exists)
+        return mr_diag_set(d, MR_EEXISTS, "%s/%s already exists", p->type,
+                           p->id);
+    if (p->expect > 0) {
+        if (!exists)
+            return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", p->type,
+                               p->id);
+        if (cur != p->expect)
+            return mr_diag_set(d, MR_ECONFLICT,
+                               "%s/%s: expected version %lld but the "
+                               "current version is %lld",
+                               p->type, p->id, (long long)p->expect,
+                               (long long)cur);
+    }
+    if (!p->json) {
+        if (!exists)
+            return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", p->type,
+                               p->id);
+        if (was_deleted)
+            return mr_diag_set(d, MR_EGONE, "%s/%s is already deleted",
+                               p->type, p->id);
+    }
+    next = cur + 1;
+    if (!exists && p->set_version > 0)
+        next = p->set_version;
+
+    if (!exists) {
+        err = prep(s, S_INS_RESOURCE, &st, d);
+        if (err)
+            return err;
+        sqlite3_bind_text(st, 1, p->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, next);
+        sqlite3_bind_int64(st, 4, p->ts);
+        sqlite3_bind_int(st, 5, p->json ? 0 : 1);
+        err = step_done(s, st, d, "insert resource");
+        if (err)
+            return err;
+        rid = sqlite3_last_insert_rowid(s->db);
+    } else {
+        err = prep(s, S_UPD_RESOURCE, &st, d);
+        if (err)
+            return err;
+        sqlite3_bind_int64(st, 1, rid);
+        sqlite3_bind_int64(st, 2, next);
+        sqlite3_bind_int64(st, 3, p->ts);
+        sqlite3_bind_int(st, 4, p->json ? 0 : 1);
+        err = step_done(s, st, d, "update resource");
+        if (err)
+            return err;
+    }
+    err = prep(s, S_INS_VERSION, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, rid);
+    sqlite3_bind_int64(st, 2, next);
+    sqlite3_bind_int64(st, 3, p->ts);
+    sqlite3_bind_text(st, 4, p->author ? p->author : "unknown", -1,
+                      SQLITE_STATIC);
+    bind_text_or_null(st, 5, p->reason);
+    sqlite3_bind_int(st, 6, p->json ? 0 : 1);
+    if (p->json)
+        sqlite3_bind_blob(st, 7, p->json, (int)p->json_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    err = step_done(s, st, d, "insert version");
+    if (err)
+        return err;
+    err = write_index(s, rid, exists, p->json ? p->ix : NULL, d);
+    if (err)
+        return err;
+    *version = next;
+    return MR_OK;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Columns: version, ts, deleted, author, reason, json. */
+static void fill_meta(struct mr_version *m, const char *type, const char *id,
+                      sqlite3_stmt *st)
+{
+    snprintf(m->type, sizeof(m->type), "%s", type);
+    snprintf(m->id, sizeof(m->id), "%s", id);
+    m->version = sqlite3_column_int64(st, 0);
+    m->ts = sqlite3_column_int64(st, 1);
+    m->deleted = sqlite3_column_int(st, 2);
+    copy_col(m->author, sizeof(m->author), st, 3);
+    copy_col(m->reason, sizeof(m->reason), st, 4);
+}
+
+static enum mr_err sq_read(struct mr_store *base, const char *type,
+                           const char *id, int64_t version,
+                           struct mr_version *meta, struct mr_buf *json,
+                           struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+    struct mr_version m;
+    int rc;
+
+    err = prep(s, version ? S_READ_VER : S_READ_CUR, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    if (version)
+        sqlite3_bind_int64(st, 3, version);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        done_stmt(st);
+        if (version)
+            return mr_diag_set(d, MR_ENOTFOUND, "%s/%s/_history/%lld not "
+                               "found", type, id, (long long)version);
+        return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", type, id);
+    }
+    if (rc != SQLITE_ROW) {
+        done_stmt(st);
+        return map_rc(s, rc, d, "read");
+    }
+    fill_meta(&m, type, id, st);
+    if (json && !m.deleted) {
+        mr_buf_reset(json);
+        err = mr_buf_add(json, sqlite3_column_blob(st, 5),
+                         (size_t)sqlite3_column_bytes(st, 5));
+        if (err) {
+            done_stmt(st);
+            return mr_diag_set(d, err, "reading %s/%s: %s", type, id,
+                               mr_strerror(err));
+        }
+    }
+    done_stmt(st);
+    if (meta)
+        *meta = m;
+    if (m.deleted)
+        return mr_diag_set(d, MR_EGONE, "%s/%s was deleted", type, id);
+    return MR_OK;
+}
+
+static enum mr_err cb_result(int r)
+{
+    if (r > 0 && r < MR__ERR_COUNT)
+        return (enum mr_err)r;
+    return MR_EINTERNAL;
+}
+
+static enum mr_err sq_history(struct mr_store *base, const char *type,
+                              const char *id, mr_store_cb cb, void *ctx,
+                              struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+    struct mr_version m;
+    int rc, n = 0, r;
+
+    err = prep(s, S_HISTORY, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fill_meta(&m, type, id, st);
+        n++;
+        r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 5),
+               (size_t)sqlite3_column_bytes(st, 5));
+        if (r) {
+            done_stmt(st);
+            return cb_result(r);
+        }
+    }
+    done_stmt(st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "history");
+    if (n == 0)
+        return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", type, id);
+    return MR_OK;
+}
+
+/* Run a one-off statement whose rows are (type, id, version, ts, deleted,
+ * author, reason, json) and feed them to cb. */
+static enum mr_err run_rows(struct sq_store *s, sqlite3_stmt *st,
+                            mr_store_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct mr_version m;
+    int rc, r;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        copy_col(m.type, sizeof(m.type), st, 0);
+        copy_col(m.id, sizeof(m.id), st, 1);
+        m.version = sqlite3_column_int64(st, 2);
+        m.ts = sqlite3_column_int64(st, 3);
+        m.deleted = sqlite3_column_int(st, 4);
+        copy_col(m.author, sizeof(m.author), st, 5);
+        copy_col(m.reason, sizeof(m.reason), st, 6);
+        r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 7),
+               (size_t)sqlite3_column_bytes(st, 7));
+        if (r)
+            return cb_result(r);
+    }
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "query");
+    return MR_OK;
+}
+
+#define ROW_COLUMNS                                                           \
+    "r.type, r.id, r.version, r.updated, r.deleted, v.author, v.reason,"     \
+    " v.json"
+
+static enum mr_err sq_scan(struct mr_store *base, const char *type,
+                           mr_store_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+    int rc;
+    const char *sql =
+        type ? "SELECT " ROW_COLUMNS " FROM resource r JOIN version v"
+               " ON v.rid = r.rid AND v.version = r.version"
+               " WHERE r.deleted = 0 AND r.type = ?1 ORDER BY r.rid"
+             : "SELECT " ROW_COLUMNS " FROM resource r JOIN version v"
+               " ON v.rid = r.rid AND v.version = r.version"
+               " WHERE r.deleted = 0 ORDER BY r.rid";
+
+    rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare scan");
+    if (type)
+        sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    err = run_rows(s, st, cb, ctx, d);
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+enum bind_kind { B_TEXT, B_INT, B_REAL };
+
+struct bindv {
+    enum bind_kind kind;
+    const char *t;
+    int64_t i;
+    double r;
+};
+
+struct qbuild {
+    struct mr_buf sql;
+    struct bindv b[1024];
+    int nb;
+    struct mr_arena arena; /* for computed strings (prefix upper bounds) */
+    enum mr_err err;
+};
+
+static void qs(struct qbuild *q, const char *s)
+{
+    if (!q->err)
+        q->err = mr_buf_adds(&q->sql, s);
+}
+
+static void bt(struct qbuild *q, const char *t)
+{
+    if (q->nb >= (int)(sizeof(q->b) / sizeof(q->b[0]))) {
+        q->err = MR_ETOOBIG;
+        return;
+    }
+    q->b[q->nb].kind = B_TEXT;
+    q->b[q->nb++].t = t;
+    qs(q, "?");
+}
+
+static void bi(struct qbuild *q, int64_t i)
+{
+    if (q->nb >= (int)(sizeof(q->b) / sizeof(q->b[0]))) {
+        q->err = MR_ETOOBIG;
+        return;
+    }
+    q->b[q->nb].kind = B_INT;
+    q->b[q->nb++].i = i;
+    qs(q, "?");
+}
+
+static void br(struct qbuild *q, double r)
+{
+    if (q->nb >= (int)(sizeof(q->b) / sizeof(q->b[0]))) {
+        q->err = MR_ETOOBIG;
+        return;
+    }
+    q->b[q->nb].kind = B_REAL;
+    q->b[q->nb++].r = r;
+    qs(q, "?");
+}
+
+/* The smallest string greater than every string starting with p. Folded
+ * text is valid UTF-8, which never contains 0xff, so incrementing the last
+ * byte is enough. */
+static const char *prefix_end(struct qbuild *q, const char *p)
+{
+    size_t n = strlen(p);
+    char *e = mr_arena_strndup(&q->arena, p, n);
+
+    if (!e) {
+        q->err = MR_ENOMEM;
+        return "";
+    }
+    if (n)
+        e[n - 1] = (char)((unsigned char)e[n - 1] + 1);
+    return e;
+}
+
+/* Date comparisons per FHIR search: [lo, hi) of the value against the
+ * indexed range [lo, hi). `col_lo`/`col_hi` are column expressions. */
+static void date_cond(struct qbuild *q, const struct mr_q_value *v,
+                      const char *col_lo, const char *col_hi)
+{
+    int64_t widen;
+
+    qs(q, "(");
+    switch (v->prefix) {
+    case MR_PFX_EQ:
+        qs(q, col_lo), qs(q, " >= "), bi(q, v->lo);
+        qs(q, " AND "), qs(q, col_lo), qs(q, " < "), bi(q, v->hi);
+        qs(q, " AND "), qs(q, col_hi), qs(q, " <= "), bi(q, v->hi);
+        break;
+    case MR_PFX_NE:
+        qs(q, "NOT ("), qs(q, col_lo), qs(q, " >= "), bi(q, v->lo);
+        qs(q, " AND "), qs(q, col_hi), qs(q, " <= "), bi(q, v->hi);
+        qs(q, ")");
+        break;
+    case MR_PFX_LT:
+        qs(q, col_lo), qs(q, " < "), bi(q, v->lo);
+        break;
+    case MR_PFX_GT:
+        qs(q, col_hi), qs(q, " > "), bi(q, v->hi);
+        break;
+    case MR_PFX_LE:
+        qs(q, col_lo), qs(q, " < "), bi(q, v->hi);
+        break;
+    case MR_PFX_GE:
+        qs(q, col_hi), qs(q, " > "), bi(q, v->lo);
+        break;
+    case MR_PFX_SA:
+        qs(q, col_lo), qs(q, " >= "), bi(q, v->hi);
+        break;
+    case MR_PFX_EB:
+        qs(q, col_hi), qs(q, " <= "), bi(q, v->lo);
+        break;
+    case MR_PFX_AP:
+        /* Approximately: overlap with the value widened by a tenth of its
+         * span and at least a day on each side. */
+        widen = (v->hi - v->lo) / 10;
+        if (widen < 86400000)
+            widen = 86400000;
+        qs(q, col_lo), qs(q, " < "), bi(q, v->hi + widen);
+        qs(q, " AND "), qs(q, col_hi), qs(q, " > "), bi(q, v->lo - widen);
+        break;
+    }
+    qs(q, ")");
+}
+
+static void num_cond(struct qbuild *q, const struct mr_q_value *v,
+                     const char *col)
+{
+    static const char *ops[] = {
+        [MR_PFX_EQ] = " = ",  [MR_PFX_NE] = " <> ", [MR_PFX_LT] = " < ",
+        [MR_PFX_GT] = " > ",  [MR_PFX_LE] = " <= ", [MR_PFX_GE] = " >= ",
+        [MR_PFX_SA] = " > ",  [MR_PFX_EB] = " < ",  [MR_PFX_AP] = " = ",
+    };
+    double a;
+
+    if (v->prefix == MR_PFX_AP) {
+        a = v->n < 0 ? -v->n : v->n;
+        qs(q, "("), qs(q, col), qs(q, " BETWEEN "), br(q, v->n - a / 10);
+        qs(q, " AND "), br(q, v->n + a / 10), qs(q, ")");
+        return;
+    }
+    qs(q, "("), qs(q, col), qs(q, ops[v->prefix]), br(q, v->n), qs(q, ")");
+}
+
+static void value_cond(struct qbuild *q, const struct mr_q_clause *c,
+                       const struct mr_q_value *v)
+{
+    switch (c->kind) {
+    case MR_IX_STRING:
+        if (c->modifier == MR_MOD_EXACT) {
+            qs(q, "exact = "), bt(q, v->s2 ? v->s2 : v->s1 ? v->s1 : "");
+        } else if (c->modifier == MR_MOD_CONTAINS) {
+            qs(q, "instr(norm, "), bt(q, v->s1 ? v->s1 : ""), qs(q, ") > 0");
+        } else {
+            const char *p = v->s1 ? v->s1 : "";
+            qs(q, "(norm >= "), bt(q, p);
+            qs(q, " AND norm < "), bt(q, prefix_end(q, p)), qs(q, ")");
+        }
+        break;
+    case MR_IX_TOKEN:
+        qs(q, "(");
+        if (v->s2)
+            qs(q, "code = "), bt(q, v->s2);
+        else
+            qs(q, "1");
+        if (v->s1 && !*v->s1)
+            qs(q, " AND system IS NULL");
+        else if (v->s1)
+            qs(q, " AND system = "), bt(q, v->s1);
+        qs(q, ")");
+        break;
+    case MR_IX_DATE:
+        date_cond(q, v, "lo", "hi");
+        break;
+    case MR_IX_REFERENCE:
+        qs(q, "ref = "), bt(q, v->s1 ? v->s1 : "");
+        break;
+    case MR_IX_URI:
+        qs(q, "uri = "), bt(q, v->s1 ? v->s1 : "");
+        break;
+    case MR_IX_NUMBER:
+        num_cond(q, v, "value");
+        break;
+    case MR_IX_QUANTITY:
+        qs(q, "(");
+        num_cond(q, v, "value");
+        if (v->s1 && *v->s1)
+            qs(q, " AND system = "), bt(q, v->s1);
+        if (v->s2 && *v->s2)
+            qs(q, " AND code = "), bt(q, v->s2);
+        qs(q, ")");
+        break;
+    }
+}
+
+static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
+{
+    size_t i;
+    int negate = 0;
+
+    if (c->special == MR_Q_ID) {
+        qs(q, (c->modifier == MR_MOD_NOT) ? "r.id NOT IN (" : "r.id IN (");
+        for (i = 0; i < c->nvals; i++) {
+            if (i)
+                qs(q, ", ");
+            bt(q, c->vals[i].s2 ? c->vals[i].s2
+                                : c->vals[i].s1 ? c->vals[i].s1 : "");
+        }
+        qs(q, ")");
+        return;
+    }
+    if (c->special == MR_Q_LASTUPDATED) {
+        qs(q, "(");
+        for (i = 0; i < c->nvals; i++) {
+            if (i)
+                qs(q, " OR ");
+            date_cond(q, &c->vals[i], "r.updated", "(r.updated + 1)");
+        }
+        qs(q, ")");
+        return;
+    }
+    if (!c->param) {
+        qs(q, "1");
+        return;
+    }
+    if (c->modifier == MR_MOD_MISSING) {
+        int missing = c->nvals ? c->vals[0].missing : 1;
+        qs(q, missing ? "r.rid NOT IN (SELECT rid FROM "
+                      : "r.rid IN (SELECT rid FROM ");
+        qs(q, ix_table[c->kind]);
+        qs(q, " WHERE key = "), bi(q, c->param->key), qs(q, ")");
+        return;
+    }
+    negate = c->modifier == MR_MOD_NOT;
+    qs(q, negate ? "r.rid NOT IN (SELECT rid FROM "
+                 : "r.rid IN (SELECT rid FROM ");
+    qs(q, ix_table[c->kind]);
+    qs(q, " WHERE key = "), bi(q, c->param->key), qs(q, " AND (");
+    for (i = 0; i < c->nvals; i++) {
+        if (i)
+            qs(q, " OR ");
+        value_cond(q, c, &c->vals[i]);
+    }
+    if (c->nvals == 0)
+        qs(q, "0");
+    qs(q, "))");
+}
+
+static void build_where(struct qbuild *q, const struct mr_query *qr)
+{
+    size_t i;
+
+    /* With clauses, the unary + keeps SQLite from driving the query by
+     * the (type, id) index: a selective index subquery should lead. */
+    if (qr->n)
+        qs(q, " WHERE +r.type = ");
+    else
+        qs(q, " WHERE r.type = ");
+    bt(q, qr->type);
+    qs(q, " AND +r.deleted = 0");
+    for (i = 0; i < qr->n; i++) {
+        qs(q, " AND ");
+        clause_cond(q, &qr->clauses[i]);
+    }
+}
+
+static enum mr_err bind_all(struct sq_store *s, sqlite3_stmt *st,
+                            const struct qbuild *q, struct mr_diag *d)
+{
+    int i, rc = SQLITE_OK;
+
+    for (i = 0; i < q->nb && rc == SQLITE_OK; i++) {
+        switch (q->b[i].kind) {
+        case B_TEXT:
+            rc = sqlite3_bind_text(st, i + 1, q->b[i].t, -1, SQLITE_STATIC);
+            break;
+        case B_INT:
+            rc = sqlite3_bind_int64(st, i + 1, q->b[i].i);
+            break;
+        case B_REAL:
+            rc = sqlite3_bind_double(st, i + 1, q->b[i].r);
+            break;
+        }
+    }
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "bind");
+    return MR_OK;
+}
+
+static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
+                             mr_store_cb cb, void *ctx, int64_t *total,
+                             struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    struct qbuild *q;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc;
+
+    q = mr_calloc(1, sizeof(*q));
+    if (!q)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    mr_buf_init(&q->sql, 1 << 20);
+
+    if (total) {
+        qs(q, "SELECT count(*) FROM resource r");
+        build_where(q, qr);
+        if (q->err) {
+            err = mr_diag_set(d, q->err, "search too complex");
+            goto done;
+        }
+        rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+            err = map_rc(s, rc, d, "prepare search");
+            goto done;
+        }
+        err = bind_all(s, st, q, d);
+        if (err)
+            goto done;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            err = map_rc(s, rc, d, "search count");
+            goto done;
+        }
+        *total = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+        mr_buf_reset(&q->sql);
+        q->nb = 0;
+    }
+    if (qr->summary_count || !cb)
+        goto done;
+
+    qs(q, "SELECT " ROW_COLUMNS " FROM resource r JOIN version v"
+          " ON v.rid = r.rid AND v.version = r.version");
+    build_where(q, qr);
+    qs(q, " ORDER BY r.rid LIMIT ");
+    bi(q, qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT);
+    qs(q, " OFFSET ");
+    bi(q, qr->offset);
+    if (q->err) {
+        err = mr_diag_set(d, q->err, "search too complex");
+        goto done;
+    }
+    rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = map_rc(s, rc, d, "prepare search");
+        goto done;
+    }
+    err = bind_all(s, st, q, d);
+    if (!err)
+        err = run_rows(s, st, cb, ctx, d);
+done:
+    sqlite3_finalize(st);
+    mr_buf_release(&q->sql);
+    mr_arena_release(&q->arena);
+    mr_free(q);
+    return err;
+}
+
+static enum mr_err sq_next_seq(struct mr_store *base, const char *name,
+                               uint64_t start, uint64_t *out,
+                               struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+    int rc;
+
+    err = prep(s, S_SEQ, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)start);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        done_stmt(st);
+        return map_rc(s, rc, d, "sequence");
+    }
+    *out = (uint64_t)sqlite3_column_int64(st, 0);
+    /* Step to completion so the statement releases its write. */
+    rc = sqlite3_step(st);
+    done_stmt(st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "sequence");
+    return MR_OK;
+}
+
+static enum mr_err sq_audit(struct mr_store *base,
+                            const struct mr_audit_entry *e, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err;
+
+    err = prep(s, S_AUDIT, &st, d);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, e->ts);
+    sqlite3_bind_text(st, 2, e->actor ? e->actor : "unknown", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->role ? e->role : "unknown", -1,
+                      SQLITE_STATIC);
+    bind_text_or_null(st, 4, e->source);
+    sqlite3_bind_text(st, 5, e->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->outcome ? e->outcome : "ok", -1,
+                      SQLITE_STATIC);
+    bind_text_or_null(st, 7, e->type);
+    bind_text_or_null(st, 8, e->id);
+    bind_text_or_null(st, 9, e->patient);
+    bind_text_or_null(st, 10, e->query);
+    bind_text_or_null(st, 11, e->detail);
+    return step_done(s, st, d, "audit");
+}
+
+static const char *col_or_null(sqlite3_stmt *st, int col)
+{
+    return (const char *)sqlite3_column_text(st, col);
+}
+
+static enum mr_err sq_audit_scan(struct mr_store *base, const char *patient,
+                                 mr_audit_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    struct mr_audit_entry e;
+    int rc, r;
+    enum mr_err err = MR_OK;
+    const char *sql =
+        patient ? "SELECT seq, ts, actor, role, source, action, outcome,"
+                  " type, id, patient, query, detail FROM audit"
+                  " WHERE patient = ?1 ORDER BY seq"
+                : "SELECT seq, ts, actor, role, source, action, outcome,"
+                  " type, id, patient, query, detail FROM audit"
+                  " ORDER BY seq";
+
+    rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare audit scan");
+    if (patient)
+        sqlite3_bind_text(st, 1, patient, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        e.ts = sqlite3_column_int64(st, 1);
+        e.actor = col_or_null(st, 2);
+        e.role = col_or_null(st, 3);
+        e.source = col_or_null(st, 4);
+        e.action = col_or_null(st, 5);
+        e.outcome = col_or_null(st, 6);
+        e.type = col_or_null(st, 7);
+        e.id = col_or_null(st, 8);
+        e.patient = col_or_null(st, 9);
+        e.query = col_or_null(st, 10);
+        e.detail = col_or_null(st, 11);
+        r = cb(ctx, sqlite3_column_int64(st, 0), &e);
+        if (r) {
+            err = cb_result(r);
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = map_rc(s, rc, d, "audit scan");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static enum mr_err check_count(struct sq_store *s, struct mr_buf *report,
+                               const char *sql, const char *what, int *bad,
+                               struct mr_diag *d)
+{
+    int64_t n = 0;
+    int rc = query_int(s, sql, &n);
+
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, what);
+    if (n) {
+        *bad = 1;
+        if (mr_buf_addf(report, "%lld %s\n", (long long)n, what))
+            return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    }
+    return MR_OK;
+}
+
+static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
+                            struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    int rc, bad = 0;
+    enum mr_err err = MR_OK;
+
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "integrity check");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (t && strcmp(t, "ok") != 0) {
+            bad = 1;
+            if (mr_buf_addf(report, "storage: %s\n", t))
+                err = MR_ENOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "integrity check");
+    if (err)
+        return mr_diag_set(d, err, "out of memory");
+    err = check_count(s, report,
+                      "SELECT count(*) FROM pragma_foreign_key_check",
+                      "foreign key violations", &bad, d);
+    if (!err)
+        err = check_count(s, report,
+                          "SELECT count(*) FROM resource r WHERE NOT EXISTS"
+                          " (SELECT 1 FROM version v WHERE v.rid = r.rid"
+                          " AND v.version = r.version)",
+                          "resources without their current version", &bad,
+                          d);
+    if (!err)
+        err = check_count(s, report,
+                          "SELECT count(*) FROM version v JOIN resource r"
+                          " ON r.rid = v.rid WHERE v.version > r.version",
+                          "versions newer than the current one", &bad, d);
+    if (!err)
+        err = check_count(s, report,
+                          "SELECT count(*) FROM resource r JOIN version v"
+                          " ON v.rid = r.rid AND v.version = r.version"
+                          " WHERE v.deleted <> r.deleted"
+                          " OR (v.deleted = 0 AND (v.json IS NULL"
+                          " OR NOT json_valid(v.json)))",
+                          "current versions with missing or invalid JSON",
+                          &bad, d);
+    if (err)
+        return err;
+    if (bad)
+        return mr_diag_set(d, MR_ECORRUPT, "%s: integrity check failed",
+                           s->path);
+    return MR_OK;
+}
+
+static int sq_schema(struct mr_store *base)
+{
+    return ((struct sq_store *)base)->schema;
+}
+
+static enum mr_err sq_counts(struct mr_store *base, int64_t *resources,
+                             int64_t *versions, int64_t *audits,
+                             struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    int rc;
+
+    rc = query_int(s, "SELECT count(*) FROM resource WHERE deleted = 0",
+                   resources);
+    if (rc == SQLITE_OK)
+        rc = query_int(s, "SELECT count(*) FROM version", versions);
+    if (rc == SQLITE_OK)
+        rc = query_int(s, "SELECT count(*) FROM audit", audits);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "counts");
+    return MR_OK;
+}
+
+static const struct mr_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .put = sq_put,
+    .read = sq_read,
+    .history = sq_history,
+    .scan = sq_scan,
+    .search = sq_search,
+    .next_seq = sq_next_seq,
+    .audit = sq_audit,
+    .audit_scan = sq_audit_scan,
+    .check = sq_check,
+    .schema = sq_schema,
+    .counts = sq_counts,
+};

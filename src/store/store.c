@@ -1,0 +1,100 @@
+#include "store/store_impl.h"
+
+enum mr_err mr_store_open(const char *where, int flags, struct mr_store **out,
+                          struct mr_diag *d)
+{
+    /* Only SQLite so far; a "postgresql://" URI will select libpq. */
+    return mr__sqlite_open(where, flags, out, d);
+}
+
+void mr_store_close(struct mr_store *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+enum mr_err mr_store_begin(struct mr_store *st, int write, struct mr_diag *d)
+{
+    return st->ops->begin(st, write, d);
+}
+
+enum mr_err mr_store_commit(struct mr_store *st, struct mr_diag *d)
+{
+    return st->ops->commit(st, d);
+}
+
+void mr_store_rollback(struct mr_store *st)
+{
+    st->ops->rollback(st);
+}
+
+enum mr_err mr_store_put(struct mr_store *st, const struct mr_put *p,
+                         int64_t *version, struct mr_diag *d)
+{
+    return st->ops->put(st, p, version, d);
+}
+
+enum mr_err mr_store_read(struct mr_store *st, const char *type,
+                          const char *id, int64_t version,
+                          struct mr_version *meta, struct mr_buf *json,
+                          struct mr_diag *d)
+{
+    return st->ops->read(st, type, id, version, meta, json, d);
+}
+
+enum mr_err mr_store_history(struct mr_store *st, const char *type,
+                             const char *id, mr_store_cb cb, void *ctx,
+                             struct mr_diag *d)
+{
+    return st->ops->history(st, type, id, cb, ctx, d);
+}
+
+enum mr_err mr_store_scan(struct mr_store *st, const char *type,
+                          mr_store_cb cb, void *ctx, struct mr_diag *d)
+{
+    return st->ops->scan(st, type, cb, ctx, d);
+}
+
+enum mr_err mr_store_search(struct mr_store *st, const struct mr_query *q,
+                            mr_store_cb cb, void *ctx, int64_t *total,
+                            struct mr_diag *d)
+{
+    return st->ops->search(st, q, cb, ctx, total, d);
+}
+
+enum mr_err mr_store_next_seq(struct mr_store *st, const char *name,
+                              uint64_t start, uint64_t *out,
+                              struct mr_diag *d)
+{
+    return st->ops->next_seq(st, name, start, out, d);
+}
+
+enum mr_err mr_store_audit(struct mr_store *st,
+                           const struct mr_audit_entry *e, struct mr_diag *d)
+{
+    return st->ops->audit(st, e, d);
+}
+
+enum mr_err mr_store_audit_scan(struct mr_store *st, const char *patient,
+                                mr_audit_cb cb, void *ctx, struct mr_diag *d)
+{
+    return st->ops->audit_scan(st, patient, cb, ctx, d);
+}
+
+enum mr_err mr_store_check(struct mr_store *st, struct mr_buf *report,
+                           struct mr_diag *d)
+{
+    return st->ops->check(st, report, d);
+}
+
+int mr_store_schema(struct mr_store *st)
+{
+    return st->ops->schema(st);
+}
+
+enum mr_err mr_store_counts(struct mr_store *st, int64_t *resources,
+                            int64_t *versions, int64_t *audits,
+                            struct mr_diag *d)
+{
+    return st->ops->counts(st, resources, versions, audits, d);
+}

@@ -1,0 +1,170 @@
+/*
+ * The store: versioned FHIR resources, their search indexes, sequences and
+ * the audit table, behind one interface so that SQLite (sqlite.c) and,
+ * later, PostgreSQL are two implementations and callers never see SQL.
+ *
+ * Only the records service (src/records) calls this for patient data.
+ *
+ * Model: a resource (type, id) has versions 1..n; each version records its
+ * time, author, reason and JSON (NULL JSON with deleted=1 is a tombstone).
+ * Versions are never updated or removed. The search index holds entries of
+ * the current version only.
+ *
+ * Every call except open/close must happen inside mr_store_begin ..
+ * mr_store_commit/rollback. A write is durable when mr_store_commit returns
+ * MR_OK (SQLite: WAL with synchronous=FULL).
+ */
+#ifndef MR_STORE_STORE_H
+#define MR_STORE_STORE_H
+
+#include "core/buf.h"
+#include "fhir/index.h"
+#include "fhir/search.h"
+#include "medrec/medrec.h"
+
+#include <stdint.h>
+
+struct mr_store;
+
+/* The newest schema this build knows; databases above it are refused. */
+#define MR_STORE_SCHEMA_VERSION 1
+
+enum mr_store_flags {
+    MR_STORE_CREATE = 1,   /* create the database if missing */
+    MR_STORE_READONLY = 2, /* open read-only (no migrations) */
+};
+
+/*
+ * Open the store at `where`: a file path (SQLite). Applies pending
+ * migrations (unless READONLY); refuses a database with a newer schema
+ * (MR_ENEWER), a file that is not a medrec database (MR_ENOTDB), a missing
+ * file without MR_STORE_CREATE (MR_ENOTFOUND). *out is freed with
+ * mr_store_close.
+ */
+enum mr_err mr_store_open(const char *where, int flags, struct mr_store **out,
+                          struct mr_diag *d) MR_WUR;
+void mr_store_close(struct mr_store *st);
+
+/* Transactions. write=1 takes the write lock at once (SQLite BEGIN
+ * IMMEDIATE, waiting up to the busy timeout, then MR_EBUSY). */
+enum mr_err mr_store_begin(struct mr_store *st, int write,
+                           struct mr_diag *d) MR_WUR;
+enum mr_err mr_store_commit(struct mr_store *st, struct mr_diag *d) MR_WUR;
+void mr_store_rollback(struct mr_store *st);
+
+/* One version's metadata; strings are owned by the struct (fixed sizes). */
+struct mr_version {
+    char type[64];
+    char id[65];
+    int64_t version;
+    int64_t ts; /* UTC ms */
+    int deleted;
+    char author[128];
+    char reason[512];
+};
+
+enum mr_put_expect {
+    MR_PUT_NEW = -1, /* must not exist yet (create) */
+    MR_PUT_ANY = 0,  /* no version check */
+    /* > 0: must equal the current version (else MR_ECONFLICT) */
+};
+
+struct mr_put {
+    const char *type;
+    const char *id;
+    int64_t expect;       /* enum mr_put_expect or the expected version */
+    int64_t set_version;  /* 0: next version; >0: use this number (import
+                             of a new resource, keeps its versionId) */
+    const char *json;     /* NULL for a delete (tombstone) */
+    size_t json_len;
+    int64_t ts;
+    const char *author;
+    const char *reason;   /* may be NULL */
+    const struct mr_ix *ix; /* index entries of the new version, or NULL */
+};
+
+/* Write a new version. *version receives its number. MR_ECONFLICT when
+ * the expectation fails (nothing written), MR_EGONE when deleting an
+ * already deleted resource, MR_ENOTFOUND when updating a missing one with
+ * expect > 0. */
+enum mr_err mr_store_put(struct mr_store *st, const struct mr_put *p,
+                         int64_t *version, struct mr_diag *d) MR_WUR;
+
+/* Read a version (version 0 = current) into meta and json (json may be
+ * NULL). A current tombstone gives MR_EGONE with meta filled. */
+enum mr_err mr_store_read(struct mr_store *st, const char *type,
+                          const char *id, int64_t version,
+                          struct mr_version *meta, struct mr_buf *json,
+                          struct mr_diag *d) MR_WUR;
+
+/* Callback for iterations: return non-zero to stop (that value is
+ * returned as MR_EINTERNAL unless it is a valid enum mr_err). */
+typedef int (*mr_store_cb)(void *ctx, const struct mr_version *meta,
+                           const char *json, size_t len);
+
+/* Every version of one resource, newest first. MR_ENOTFOUND if none. */
+enum mr_err mr_store_history(struct mr_store *st, const char *type,
+                             const char *id, mr_store_cb cb, void *ctx,
+                             struct mr_diag *d) MR_WUR;
+
+/* Every current, not deleted resource (of `type`, or all when NULL), in
+ * the order they were first created. */
+enum mr_err mr_store_scan(struct mr_store *st, const char *type,
+                          mr_store_cb cb, void *ctx,
+                          struct mr_diag *d) MR_WUR;
+
+/* Run a parsed search; calls cb for each match of the page (q->count from
+ * q->offset); *total (may be NULL) receives the number of matches. */
+enum mr_err mr_store_search(struct mr_store *st, const struct mr_query *q,
+                            mr_store_cb cb, void *ctx, int64_t *total,
+                            struct mr_diag *d) MR_WUR;
+
+/* Next value of a named counter (e.g. "mrn"), starting at `start`. */
+enum mr_err mr_store_next_seq(struct mr_store *st, const char *name,
+                              uint64_t start, uint64_t *out,
+                              struct mr_diag *d) MR_WUR;
+
+struct mr_audit_entry {
+    int64_t ts;
+    const char *actor;   /* user or system name */
+    const char *role;
+    const char *source;  /* "cli", an address ... */
+    const char *action;  /* read, vread, search, create, update, delete,
+                            history, import, export */
+    const char *outcome; /* "ok" or the error name */
+    const char *type;    /* resource type or NULL */
+    const char *id;      /* resource id or NULL */
+    const char *patient; /* patient reference "Patient/x" or NULL */
+    const char *query;   /* search query or NULL (never health data
+                            beyond what the actor typed) */
+    const char *detail;  /* short free text or NULL */
+};
+
+/* Append an audit entry in the current transaction. Entries are
+ * append-only: the store refuses updates and deletes. */
+enum mr_err mr_store_audit(struct mr_store *st,
+                           const struct mr_audit_entry *e,
+                           struct mr_diag *d) MR_WUR;
+
+/* Read audit entries (oldest first), optionally for one patient. */
+typedef int (*mr_audit_cb)(void *ctx, int64_t seq,
+                           const struct mr_audit_entry *e);
+enum mr_err mr_store_audit_scan(struct mr_store *st, const char *patient,
+                                mr_audit_cb cb, void *ctx,
+                                struct mr_diag *d) MR_WUR;
+
+/* Integrity: storage-level check plus consistency of current pointers and
+ * versions. Appends a human-readable report to `report` (one line per
+ * finding); MR_ECORRUPT if anything is wrong. */
+enum mr_err mr_store_check(struct mr_store *st, struct mr_buf *report,
+                           struct mr_diag *d) MR_WUR;
+
+/* Schema version of the open database. */
+int mr_store_schema(struct mr_store *st);
+
+/* Counts for reports: resources (current, not deleted) and versions. */
+enum mr_err mr_store_counts(struct mr_store *st, int64_t *resources,
+                            int64_t *versions, int64_t *audits,
+                            struct mr_diag *d) MR_WUR;
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * Backend interface behind store.h (after curl's lib/vtls): each backend
+ * fills a struct mr_store_ops and its handle starts with a struct
+ * mr_store. store.c dispatches; callers never see which backend runs.
+ */
+#ifndef MR_STORE_IMPL_H
+#define MR_STORE_IMPL_H
+
+#include "store/store.h"
+
+struct mr_store_ops {
+    const char *name;
+    void (*close)(struct mr_store *st);
+    enum mr_err (*begin)(struct mr_store *st, int write, struct mr_diag *d);
+    enum mr_err (*commit)(struct mr_store *st, struct mr_diag *d);
+    void (*rollback)(struct mr_store *st);
+    enum mr_err (*put)(struct mr_store *st, const struct mr_put *p,
+                       int64_t *version, struct mr_diag *d);
+    enum mr_err (*read)(struct mr_store *st, const char *type,
+                        const char *id, int64_t version,
+                        struct mr_version *meta, struct mr_buf *json,
+                        struct mr_diag *d);
+    enum mr_err (*history)(struct mr_store *st, const char *type,
+                           const char *id, mr_store_cb cb, void *ctx,
+                           struct mr_diag *d);
+    enum mr_err (*scan)(struct mr_store *st, const char *type,
+                        mr_store_cb cb, void *ctx, struct mr_diag *d);
+    enum mr_err (*search)(struct mr_store *st, const struct mr_query *q,
+                          mr_store_cb cb, void *ctx, int64_t *total,
+                          struct mr_diag *d);
+    enum mr_err (*next_seq)(struct mr_store *st, const char *name,
+                            uint64_t start, uint64_t *out,
+                            struct mr_diag *d);
+    enum mr_err (*audit)(struct mr_store *st,
+                         const struct mr_audit_entry *e, struct mr_diag *d);
+    enum mr_err (*audit_scan)(struct mr_store *st, const char *patient,
+                              mr_audit_cb cb, void *ctx, struct mr_diag *d);
+    enum mr_err (*check)(struct mr_store *st, struct mr_buf *report,
+                         struct mr_diag *d);
+    int (*schema)(struct mr_store *st);
+    enum mr_err (*counts)(struct mr_store *st, int64_t *resources,
+                          int64_t *versions, int64_t *audits,
+                          struct mr_diag *d);
+};
+
+struct mr_store {
+    const struct mr_store_ops *ops;
+};
+
+enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
+                            struct mr_diag *d);
+
+#endif
