@@ -847,7 +847,7 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
     json_t *root = NULL, *extra = NULL;
     enum mr_err err;
     const char *type, *id, *vid, *lu;
-    char newid[MR_ID_LEN + 1], mrn[24];
+    char newid[65], typebuf[64], mrn[24];
     int64_t version = 1, ts = mr_time_now_ms(), got;
     struct mr_version cur;
     struct mr_daterange dr;
@@ -858,12 +858,16 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
     err = parse_resource(line, len, NULL, &root, d);
     if (err)
         return err;
-    type = json_string_value(json_object_get(root, "resourceType"));
+    /* Copies: prepare_version replaces members of root. */
+    snprintf(typebuf, sizeof(typebuf), "%s",
+             json_string_value(json_object_get(root, "resourceType")));
+    type = typebuf;
     id = json_string_value(json_object_get(root, "id"));
-    if (!id) {
+    if (id)
+        snprintf(newid, sizeof(newid), "%s", id);
+    else
         mr_id_new(newid);
-        id = newid;
-    }
+    id = newid;
     if (!strcmp(type, "Patient") && (err = mr_patient_check(root, ts, d)))
         goto out;
     err = mr_store_read(r->st, type, id, 0, &cur, NULL, d);
