@@ -608,6 +608,11 @@ enum mr_err mr_fhir_extract(const json_t *res, const char *type,
     mr_buf_init(&x.tmp, IX_MAX_STRING * 4);
     for (size_t i = 0; i < count && !err; i++) {
         const struct mr_search_param *sp = &first[i];
+        /* "phonetic" is defined over the same paths as "name"; without a
+         * phonetic algorithm its entries would only duplicate name's, so
+         * it is not indexed (and the query parser reports it unknown). */
+        if (!strcmp(sp->code, "phonetic"))
+            continue;
         x.sp = sp;
         x.first = ix->n;
         for (size_t k = 0; k < sp->npaths && !err; k++) {

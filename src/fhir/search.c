@@ -585,7 +585,7 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
 
     sp = mr_search_param_find(q->type, base);
     if (!sp || sp->npaths == 0 || sp->type == MR_SP_COMPOSITE ||
-        sp->type == MR_SP_SPECIAL)
+        sp->type == MR_SP_SPECIAL || !strcmp(base, "phonetic"))
         return add_unknown(q, name, d);
 
     if (modstr) {

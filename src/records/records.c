@@ -808,27 +808,31 @@ enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
 }
 
 /* Read one line of at most max bytes into b (without the newline).
- * Returns 1 on a line, 0 at EOF, -1 on a line that is too long. */
+ * Returns 1 on a line, 0 at EOF, -1 on a line that is too long (the rest
+ * of it is skipped, never buffered). */
 static int read_line(FILE *in, struct mr_buf *b, size_t max)
 {
-    int ch, toolong = 0;
-    size_t n = 0;
+    char chunk[65536];
+    size_t n;
+    int toolong = 0, any = 0;
 
     mr_buf_reset(b);
-    while ((ch = getc(in)) != EOF) {
-        n++;
-        if (ch == '\n')
-            return toolong ? -1 : 1;
-        if (toolong)
-            continue;
-        if (b->len >= max || mr_buf_addc(b, (char)ch)) {
+    while (fgets(chunk, sizeof(chunk), in)) {
+        any = 1;
+        n = strlen(chunk);
+        int nl = n > 0 && chunk[n - 1] == '\n';
+        if (nl)
+            n--;
+        if (!toolong && (b->len + n > max || mr_buf_add(b, chunk, n))) {
             toolong = 1;
             mr_buf_reset(b);
         }
+        if (nl)
+            return toolong ? -1 : 1;
     }
     if (toolong)
         return -1;
-    return n > 0 ? 1 : 0;
+    return any ? 1 : 0;
 }
 
 static int blank(const char *s)

@@ -41,6 +41,20 @@ enum stmt_id {
     S_INS_NUMBER,
     S_INS_QUANTITY,
     S_INS_URI,
+    S_FLUSH_STRING,
+    S_FLUSH_TOKEN,
+    S_FLUSH_DATE,
+    S_FLUSH_REF,
+    S_FLUSH_NUMBER,
+    S_FLUSH_QUANTITY,
+    S_FLUSH_URI,
+    S_CLEAR_STRING,
+    S_CLEAR_TOKEN,
+    S_CLEAR_DATE,
+    S_CLEAR_REF,
+    S_CLEAR_NUMBER,
+    S_CLEAR_QUANTITY,
+    S_CLEAR_URI,
     S_COUNT
 };
 
@@ -76,18 +90,52 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_DEL_NUMBER] = "DELETE FROM ix_number WHERE rid = ?1",
     [S_DEL_QUANTITY] = "DELETE FROM ix_quantity WHERE rid = ?1",
     [S_DEL_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
-    [S_INS_STRING] = "INSERT INTO ix_string(rid, key, norm, exact)"
+    /* Index entries of a transaction are staged in memory and written
+     * to the index tables sorted by value at commit (or before a search
+     * in the same transaction), so the B-trees are visited in order
+     * instead of at random: several times faster for batches. */
+    [S_INS_STRING] = "INSERT INTO temp.st_string(rid, key, norm, exact)"
                      " VALUES(?1, ?2, ?3, ?4)",
-    [S_INS_TOKEN] = "INSERT INTO ix_token(rid, key, system, code)"
+    [S_INS_TOKEN] = "INSERT INTO temp.st_token(rid, key, system, code)"
                     " VALUES(?1, ?2, ?3, ?4)",
-    [S_INS_DATE] = "INSERT INTO ix_date(rid, key, lo, hi)"
+    [S_INS_DATE] = "INSERT INTO temp.st_date(rid, key, lo, hi)"
                    " VALUES(?1, ?2, ?3, ?4)",
-    [S_INS_REF] = "INSERT INTO ix_ref(rid, key, ref) VALUES(?1, ?2, ?3)",
-    [S_INS_NUMBER] = "INSERT INTO ix_number(rid, key, value)"
+    [S_INS_REF] = "INSERT INTO temp.st_ref(rid, key, ref)"
+                  " VALUES(?1, ?2, ?3)",
+    [S_INS_NUMBER] = "INSERT INTO temp.st_number(rid, key, value)"
                      " VALUES(?1, ?2, ?3)",
-    [S_INS_QUANTITY] = "INSERT INTO ix_quantity(rid, key, value, system,"
-                       " code) VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_INS_URI] = "INSERT INTO ix_uri(rid, key, uri) VALUES(?1, ?2, ?3)",
+    [S_INS_QUANTITY] = "INSERT INTO temp.st_quantity(rid, key, value,"
+                       " system, code) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_INS_URI] = "INSERT INTO temp.st_uri(rid, key, uri)"
+                  " VALUES(?1, ?2, ?3)",
+    [S_FLUSH_STRING] = "INSERT INTO ix_string(rid, key, norm, exact)"
+                       " SELECT rid, key, norm, exact FROM temp.st_string"
+                       " ORDER BY key, norm",
+    [S_FLUSH_TOKEN] = "INSERT INTO ix_token(rid, key, system, code)"
+                      " SELECT rid, key, system, code FROM temp.st_token"
+                      " ORDER BY key, code, system",
+    [S_FLUSH_DATE] = "INSERT INTO ix_date(rid, key, lo, hi)"
+                     " SELECT rid, key, lo, hi FROM temp.st_date"
+                     " ORDER BY key, lo",
+    [S_FLUSH_REF] = "INSERT INTO ix_ref(rid, key, ref)"
+                    " SELECT rid, key, ref FROM temp.st_ref"
+                    " ORDER BY key, ref",
+    [S_FLUSH_NUMBER] = "INSERT INTO ix_number(rid, key, value)"
+                       " SELECT rid, key, value FROM temp.st_number"
+                       " ORDER BY key, value",
+    [S_FLUSH_QUANTITY] = "INSERT INTO ix_quantity(rid, key, value, system,"
+                         " code) SELECT rid, key, value, system, code"
+                         " FROM temp.st_quantity ORDER BY key, value",
+    [S_FLUSH_URI] = "INSERT INTO ix_uri(rid, key, uri)"
+                    " SELECT rid, key, uri FROM temp.st_uri"
+                    " ORDER BY key, uri",
+    [S_CLEAR_STRING] = "DELETE FROM temp.st_string",
+    [S_CLEAR_TOKEN] = "DELETE FROM temp.st_token",
+    [S_CLEAR_DATE] = "DELETE FROM temp.st_date",
+    [S_CLEAR_REF] = "DELETE FROM temp.st_ref",
+    [S_CLEAR_NUMBER] = "DELETE FROM temp.st_number",
+    [S_CLEAR_QUANTITY] = "DELETE FROM temp.st_quantity",
+    [S_CLEAR_URI] = "DELETE FROM temp.st_uri",
 };
 
 struct sq_store {
@@ -97,7 +145,20 @@ struct sq_store {
     char *path;
     int schema;
     int in_tx;
+    unsigned staged; /* bit per enum mr_ix_kind with staged entries */
 };
+
+/* Staging tables (connection-private, in memory). */
+static const char stage_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS st_string(rid, key, norm, exact);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_token(rid, key, system, code);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_date(rid, key, lo, hi);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_ref(rid, key, ref);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_number(rid, key, value);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_quantity(rid, key, value, system,"
+    " code);"
+    "CREATE TEMP TABLE IF NOT EXISTS st_uri(rid, key, uri);"
+    "CREATE INDEX IF NOT EXISTS temp.st_uri_r ON st_uri(rid);";
 
 static const char *ix_table[] = {
     [MR_IX_STRING] = "ix_string", [MR_IX_TOKEN] = "ix_token",
@@ -334,6 +395,9 @@ enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
                d);
     if (err)
         goto fail;
+    err = exec(s, stage_sql, d);
+    if (err)
+        goto fail;
     if (!(flags & MR_STORE_READONLY) && uver < MR_STORE_SCHEMA_VERSION) {
         err = migrate(s, (int)uver, d);
         if (err)
@@ -364,13 +428,44 @@ static enum mr_err sq_begin(struct mr_store *base, int write,
     return err;
 }
 
+static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
+                             struct mr_diag *d, const char *what);
+
+/* Move staged index entries into the index tables, sorted. */
+static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
+{
+    sqlite3_stmt *st;
+    enum mr_err err;
+    int k;
+
+    for (k = 0; k <= MR_IX_URI; k++) {
+        if (!(s->staged & (1u << k)))
+            continue;
+        err = prep(s, (enum stmt_id)(S_FLUSH_STRING + k), &st, d);
+        if (!err)
+            err = step_done(s, st, d, "index flush");
+        if (!err)
+            err = prep(s, (enum stmt_id)(S_CLEAR_STRING + k), &st, d);
+        if (!err)
+            err = step_done(s, st, d, "index flush");
+        if (err)
+            return err;
+        s->staged &= ~(1u << k);
+    }
+    return MR_OK;
+}
+
 static enum mr_err sq_commit(struct mr_store *base, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    enum mr_err err = exec(s, "COMMIT", d);
+    enum mr_err err = flush_index(s, d);
+
+    if (!err)
+        err = exec(s, "COMMIT", d);
 
     if (err) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->staged = 0;
     }
     s->in_tx = 0;
     return err;
@@ -382,6 +477,8 @@ static void sq_rollback(struct mr_store *base)
 
     if (sqlite3_get_autocommit(s->db) == 0)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    /* The staging tables are rolled back with the transaction. */
+    s->staged = 0;
     s->in_tx = 0;
 }
 
@@ -404,8 +501,13 @@ static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
     int k;
 
     if (existed) {
-        for (k = S_DEL_STRING; k <= S_DEL_URI; k++) {
-            err = prep(s, (enum stmt_id)k, &st, d);
+        /* Entries of this resource may still be staged (written earlier
+         * in this transaction): flush them so one delete finds them. */
+        err = flush_index(s, d);
+        if (err)
+            return err;
+        for (k = 0; k <= MR_IX_URI; k++) {
+            err = prep(s, (enum stmt_id)(S_DEL_STRING + k), &st, d);
             if (err)
                 return err;
             sqlite3_bind_int64(st, 1, rid);
@@ -460,6 +562,7 @@ static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
         err = step_done(s, st, d, "index insert");
         if (err)
             return err;
+        s->staged |= 1u << e->kind;
     }
     return MR_OK;
 }
@@ -1026,6 +1129,10 @@ static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
     enum mr_err err = MR_OK;
     int rc;
 
+    /* Searches see this transaction's own writes. */
+    err = flush_index(s, d);
+    if (err)
+        return err;
     q = mr_calloc(1, sizeof(*q));
     if (!q)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
