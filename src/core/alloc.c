@@ -70,7 +70,11 @@ struct mr_arena_chunk {
 void *mr_arena_alloc(struct mr_arena *a, size_t n)
 {
     struct mr_arena_chunk *c = a->head;
-    size_t need = (n + 15) & ~(size_t)15;
+    size_t need;
+
+    if (n > ((size_t)-1) / 2)
+        return NULL;
+    need = (n + 15) & ~(size_t)15;
 
     if (!c || c->size - c->used < need) {
         size_t size = need > 16384 ? need : 16384;

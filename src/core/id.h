@@ -21,7 +21,7 @@ int mr_id_valid(const char *s);
  * transposition of adjacent digits. out needs 24 bytes.
  */
 void mr_mrn_format(uint64_t seq, char out[24]);
-/* 1 if s is all digits (8..20) and its check digit is right, else 0. */
+/* 1 if s is all digits (8..21) and its check digit is right, else 0. */
 int mr_mrn_valid(const char *s);
 
 #endif

@@ -88,12 +88,60 @@ struct member {
     size_t vallen;
 };
 
-/* Compare a raw quoted key with a plain name (keys with escapes never
- * match a plain name, which is what we want for FHIR element names). */
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Compare a raw quoted key with a plain name, decoding escapes: "\u0069d"
+ * is the key "id" and must be treated as such. Names are ASCII, so an
+ * escape of anything above U+007F never matches. */
 static int key_is(const struct member *m, const char *name)
 {
-    size_t n = strlen(name);
-    return m->keylen == n + 2 && memcmp(m->key + 1, name, n) == 0;
+    const char *k = m->key + 1, *end = m->key + m->keylen - 1;
+    int c, h, i;
+
+    while (k < end) {
+        if (*k != '\\') {
+            c = (unsigned char)*k++;
+        } else if (k + 1 < end && k[1] == 'u') {
+            if (end - k < 6)
+                return 0;
+            c = 0;
+            for (i = 2; i < 6; i++) {
+                h = hexval(k[i]);
+                if (h < 0)
+                    return 0;
+                c = c * 16 + h;
+            }
+            k += 6;
+        } else if (k + 1 < end) {
+            switch (k[1]) {
+            case '"': c = '"'; break;
+            case '\\': c = '\\'; break;
+            case '/': c = '/'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            default: return 0;
+            }
+            k += 2;
+        } else {
+            return 0;
+        }
+        if (c == 0 || (unsigned char)*name != c)
+            return 0;
+        name++;
+    }
+    return *name == '\0';
 }
 
 static enum mr_err add_over(struct mr_buf *out, int *first, const char *name,

@@ -205,6 +205,70 @@ static enum mr_err new_mrn(struct mr_records *r, char mrn[24],
     return err;
 }
 
+/* The sequence number inside a valid MRN (its digits less the check
+ * digit); 0 if mrn is not a valid MRN. */
+static uint64_t mrn_seq(const char *mrn)
+{
+    size_t n;
+    char digits[24];
+    char *end;
+    unsigned long long v;
+
+    if (!mrn || !mr_mrn_valid(mrn))
+        return 0;
+    n = strlen(mrn);
+    if (n - 1 >= sizeof(digits))
+        return 0;
+    memcpy(digits, mrn, n - 1);
+    digits[n - 1] = '\0';
+    v = strtoull(digits, &end, 10);
+    return *end ? 0 : (uint64_t)v;
+}
+
+struct owner_ctx {
+    char id[65];
+    int n;
+};
+
+static int owner_cb(void *ctx, const struct mr_version *m, const char *json,
+                    size_t len)
+{
+    struct owner_ctx *c = ctx;
+
+    (void)json;
+    (void)len;
+    if (c->n++ == 0)
+        snprintf(c->id, sizeof(c->id), "%s", m->id);
+    return 0;
+}
+
+/* MR_EEXISTS if `mrn` belongs to a Patient other than `id`. */
+static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
+                              const char *id, struct mr_diag *d)
+{
+    struct mr_query q;
+    struct owner_ctx c = {"", 0};
+    char value[128];
+    enum mr_err err;
+
+    mr_query_init(&q, "Patient");
+    snprintf(value, sizeof(value), "%s|%s", MR_MRN_SYSTEM, mrn);
+    err = mr_query_add(&q, "identifier", value, d);
+    if (!err) {
+        q.count = 2;
+        err = mr_store_search(r->st, &q, owner_cb, &c, NULL, d);
+    }
+    mr_query_release(&q);
+    if (err)
+        return err;
+    if (c.n > 1 || (c.n == 1 && strcmp(c.id, id)))
+        return mr_diag_set(d, MR_EEXISTS,
+                           "Patient.identifier: MRN %s already belongs to "
+                           "Patient/%s",
+                           mrn, c.id);
+    return MR_OK;
+}
+
 /*
  * Build the stored form of `root` (parsed from src) as version `version`
  * at time ts into r->out, apply the same id/meta/extra members to root so
@@ -254,13 +318,14 @@ static enum mr_err prepare_version(struct mr_records *r, const char *type,
     return MR_OK;
 }
 
-static void fill_result(struct mr_records *r, struct mr_result *res,
-                        const char *type, const char *id, int64_t version,
-                        int64_t ts, const struct mr_actor *a,
-                        const char *reason)
+static enum mr_err fill_result(struct mr_records *r, struct mr_result *res,
+                               const char *type, const char *id,
+                               int64_t version, int64_t ts,
+                               const struct mr_actor *a, const char *reason,
+                               struct mr_diag *d)
 {
     if (!res)
-        return;
+        return MR_OK;
     memset(&res->meta, 0, sizeof(res->meta));
     snprintf(res->meta.type, sizeof(res->meta.type), "%s", type);
     snprintf(res->meta.id, sizeof(res->meta.id), "%s", id);
@@ -270,8 +335,11 @@ static void fill_result(struct mr_records *r, struct mr_result *res,
     snprintf(res->meta.reason, sizeof(res->meta.reason), "%s",
              reason ? reason : "");
     mr_buf_reset(&res->json);
-    if (mr_buf_add(&res->json, r->out.ptr, r->out.len))
+    if (mr_buf_add(&res->json, r->out.ptr, r->out.len)) {
         mr_buf_reset(&res->json);
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    }
+    return MR_OK;
 }
 
 /* ---- duplicate detection ---------------------------------------------- */
@@ -282,13 +350,18 @@ struct dup_ctx {
     char found_mrn[24];
 };
 
+/* 1 if a folds to `folded`, 0 if not, -1 if folding failed. */
 static int folded_eq(const char *a, const char *folded)
 {
     struct mr_buf b = MR_BUF_INIT(4096);
     int eq = 0;
 
-    if (a && !mr_text_fold(a, strlen(a), &b))
-        eq = !strcmp(b.ptr, folded);
+    if (a) {
+        if (mr_text_fold(a, strlen(a), &b))
+            eq = -1;
+        else
+            eq = !strcmp(b.ptr, folded);
+    }
     mr_buf_release(&b);
     return eq;
 }
@@ -306,12 +379,18 @@ static int dup_cb(void *ctx, const struct mr_version *m, const char *json,
         return 0;
     json_array_foreach(json_object_get(p, "name"), i, n)
     {
-        if (!folded_eq(json_string_value(json_object_get(n, "family")),
-                       c->family))
+        int eq = folded_eq(json_string_value(json_object_get(n, "family")),
+                           c->family);
+        if (eq < 0)
+            goto nomem;
+        if (!eq)
             continue;
         json_array_foreach(json_object_get(n, "given"), j, g)
         {
-            if (folded_eq(json_string_value(g), c->given))
+            eq = folded_eq(json_string_value(g), c->given);
+            if (eq < 0)
+                goto nomem;
+            if (eq)
                 match = 1;
         }
     }
@@ -322,6 +401,11 @@ static int dup_cb(void *ctx, const struct mr_version *m, const char *json,
     }
     json_decref(p);
     return match ? MR_EDUPLICATE : 0;
+nomem:
+    /* A comparison that could not be made must not pass as "no
+     * duplicate". */
+    json_decref(p);
+    return MR_ENOMEM;
 }
 
 /* MR_EDUPLICATE if a Patient with the same name, birth date and gender is
@@ -355,14 +439,21 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
     if (!err)
         err = mr_query_add(&q, "gender", gender, &qd);
     if (err) {
-        /* A value the search cannot express cannot be compared. */
-        err = MR_OK;
+        /* A value the search cannot express cannot be compared; anything
+         * else (out of memory) must not skip the check. */
+        if (err == MR_EINVALID)
+            err = MR_OK;
+        else
+            mr_diag_set(d, err, "duplicate check failed: %s",
+                        mr_strerror(err));
         goto done;
     }
     q.count = 200;
     c.family = ff.ptr;
     c.given = fg.ptr;
     err = mr_store_search(r->st, &q, dup_cb, &c, NULL, d);
+    if (err == MR_ENOMEM)
+        mr_diag_set(d, err, "duplicate check failed: out of memory");
     if (err == MR_EDUPLICATE)
         mr_diag_set(d, MR_EDUPLICATE,
                     "possible duplicate: MRN %s (Patient/%s) has the same "
@@ -408,7 +499,14 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
     }
     mr_id_new(id);
     extra = json_object();
-    if (is_patient && !mr_patient_mrn(root)) {
+    if (is_patient && mr_patient_mrn(root)) {
+        err = mr_diag_set(d, MR_EINVALID,
+                          "Patient.identifier: medical record numbers (%s) "
+                          "are assigned by medrec; remove it",
+                          MR_MRN_SYSTEM);
+        goto fail;
+    }
+    if (is_patient) {
         err = new_mrn(r, mrn, d);
         if (err)
             goto fail;
@@ -433,12 +531,11 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
         goto fail;
     patient_of(type, id, root, pref, sizeof(pref));
     err = audit(r, a, "create", MR_OK, type, id, pref, NULL, reason, d);
+    if (!err)
+        err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
     err = mr_store_commit(r->st, d);
-    if (err)
-        goto out;
-    fill_result(r, res, type, id, version, now, a, reason);
     goto out;
 fail:
     mr_store_rollback(r->st);
@@ -500,9 +597,17 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
     if (!strcmp(type, "Patient")) {
         /* A medical record number is permanent: keep it even when the
          * new version leaves it out. */
+        const char *newmrn = mr_patient_mrn(root);
         old = json_loadb(oldjson.ptr, oldjson.len, 0, NULL);
         mrn = old ? mr_patient_mrn(old) : NULL;
-        if (mrn && !mr_patient_mrn(root))
+        if (newmrn && (!mrn || strcmp(newmrn, mrn))) {
+            err = mr_diag_set(d, MR_EINVALID,
+                              "Patient.identifier: the medical record "
+                              "number cannot be changed (it is %s)",
+                              mrn ? mrn : "not assigned");
+            goto fail;
+        }
+        if (mrn && !newmrn)
             json_object_set_new(extra, "identifier",
                                 identifiers_with_mrn(root, mrn));
     }
@@ -525,12 +630,11 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
         goto fail;
     patient_of(type, id, root, pref, sizeof(pref));
     err = audit(r, a, "update", MR_OK, type, id, pref, NULL, reason, d);
+    if (!err)
+        err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
     err = mr_store_commit(r->st, d);
-    if (err)
-        goto out;
-    fill_result(r, res, type, id, version, now, a, reason);
     goto out;
 fail:
     mr_store_rollback(r->st);
@@ -897,12 +1001,33 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
             ts = dr.lo;
     }
     extra = json_object();
-    if (!strcmp(type, "Patient") && !mr_patient_mrn(root)) {
-        err = new_mrn(r, mrn, d);
+    if (!strcmp(type, "Patient")) {
+        const char *have = mr_patient_mrn(root);
+        uint64_t seq = mrn_seq(have);
+        if (have && !seq) {
+            err = mr_diag_set(d, MR_EINVALID,
+                              "Patient.identifier: MRN \"%s\" has a wrong "
+                              "check digit",
+                              have);
+            goto out;
+        }
+        if (have) {
+            /* A restored MRN stays unique, and new registrations are
+             * numbered after it. */
+            err = mrn_unique(r, have, id, d);
+            if (!err)
+                err = mr_store_seq_used(r->st, "mrn",
+                                        seq < MR_MRN_START ? MR_MRN_START - 1
+                                                           : seq,
+                                        d);
+        } else {
+            err = new_mrn(r, mrn, d);
+            if (!err)
+                json_object_set_new(extra, "identifier",
+                                    identifiers_with_mrn(root, mrn));
+        }
         if (err)
             goto out;
-        json_object_set_new(extra, "identifier",
-                            identifiers_with_mrn(root, mrn));
     }
     err = prepare_version(r, type, line, len, root, id, version, ts, extra,
                           d);

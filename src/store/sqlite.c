@@ -26,6 +26,7 @@ enum stmt_id {
     S_READ_VER,
     S_HISTORY,
     S_SEQ,
+    S_SEQ_USED,
     S_AUDIT,
     S_DEL_STRING,
     S_DEL_TOKEN,
@@ -80,6 +81,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SEQ] = "INSERT INTO seq(name, value) VALUES(?1, ?2)"
               " ON CONFLICT(name) DO UPDATE SET value = value + 1"
               " RETURNING value",
+    [S_SEQ_USED] = "INSERT INTO seq(name, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(name) DO UPDATE"
+                   " SET value = max(value, excluded.value)",
     [S_AUDIT] = "INSERT INTO audit(ts, actor, role, source, action, outcome,"
                 " type, id, patient, query, detail)"
                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -1222,6 +1226,20 @@ static enum mr_err sq_next_seq(struct mr_store *base, const char *name,
     return MR_OK;
 }
 
+static enum mr_err sq_seq_used(struct mr_store *base, const char *name,
+                               uint64_t used, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st;
+    enum mr_err err = prep(s, S_SEQ_USED, &st, d);
+
+    if (err)
+        return err;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)used);
+    return step_done(s, st, d, "sequence");
+}
+
 static enum mr_err sq_audit(struct mr_store *base,
                             const struct mr_audit_entry *e, struct mr_diag *d)
 {
@@ -1407,6 +1425,7 @@ static const struct mr_store_ops sqlite_ops = {
     .scan = sq_scan,
     .search = sq_search,
     .next_seq = sq_next_seq,
+    .seq_used = sq_seq_used,
     .audit = sq_audit,
     .audit_scan = sq_audit_scan,
     .check = sq_check,

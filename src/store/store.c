@@ -69,6 +69,12 @@ enum mr_err mr_store_next_seq(struct mr_store *st, const char *name,
     return st->ops->next_seq(st, name, start, out, d);
 }
 
+enum mr_err mr_store_seq_used(struct mr_store *st, const char *name,
+                              uint64_t used, struct mr_diag *d)
+{
+    return st->ops->seq_used(st, name, used, d);
+}
+
 enum mr_err mr_store_audit(struct mr_store *st,
                            const struct mr_audit_entry *e, struct mr_diag *d)
 {

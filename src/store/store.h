@@ -124,6 +124,11 @@ enum mr_err mr_store_next_seq(struct mr_store *st, const char *name,
                               uint64_t start, uint64_t *out,
                               struct mr_diag *d) MR_WUR;
 
+/* Raise a named counter so that its next value is above `used` (an
+ * imported record already holds that number). Never lowers it. */
+enum mr_err mr_store_seq_used(struct mr_store *st, const char *name,
+                              uint64_t used, struct mr_diag *d) MR_WUR;
+
 struct mr_audit_entry {
     int64_t ts;
     const char *actor;   /* user or system name */

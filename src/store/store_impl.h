@@ -31,6 +31,8 @@ struct mr_store_ops {
     enum mr_err (*next_seq)(struct mr_store *st, const char *name,
                             uint64_t start, uint64_t *out,
                             struct mr_diag *d);
+    enum mr_err (*seq_used)(struct mr_store *st, const char *name,
+                            uint64_t used, struct mr_diag *d);
     enum mr_err (*audit)(struct mr_store *st,
                          const struct mr_audit_entry *e, struct mr_diag *d);
     enum mr_err (*audit_scan)(struct mr_store *st, const char *patient,
