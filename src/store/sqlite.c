@@ -112,25 +112,25 @@ static const char *const stmt_sql[S_COUNT] = {
                        " system, code) VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_INS_URI] = "INSERT INTO temp.st_uri(rid, key, uri)"
                   " VALUES(?1, ?2, ?3)",
-    [S_FLUSH_STRING] = "INSERT INTO ix_string(rid, key, norm, exact)"
+    [S_FLUSH_STRING] = "INSERT OR IGNORE INTO ix_string(rid, key, norm, exact)"
                        " SELECT rid, key, norm, exact FROM temp.st_string"
                        " ORDER BY key, norm",
-    [S_FLUSH_TOKEN] = "INSERT INTO ix_token(rid, key, system, code)"
+    [S_FLUSH_TOKEN] = "INSERT OR IGNORE INTO ix_token(rid, key, system, code)"
                       " SELECT rid, key, system, code FROM temp.st_token"
                       " ORDER BY key, code, system",
-    [S_FLUSH_DATE] = "INSERT INTO ix_date(rid, key, lo, hi)"
+    [S_FLUSH_DATE] = "INSERT OR IGNORE INTO ix_date(rid, key, lo, hi)"
                      " SELECT rid, key, lo, hi FROM temp.st_date"
                      " ORDER BY key, lo",
-    [S_FLUSH_REF] = "INSERT INTO ix_ref(rid, key, ref)"
+    [S_FLUSH_REF] = "INSERT OR IGNORE INTO ix_ref(rid, key, ref)"
                     " SELECT rid, key, ref FROM temp.st_ref"
                     " ORDER BY key, ref",
-    [S_FLUSH_NUMBER] = "INSERT INTO ix_number(rid, key, value)"
+    [S_FLUSH_NUMBER] = "INSERT OR IGNORE INTO ix_number(rid, key, value)"
                        " SELECT rid, key, value FROM temp.st_number"
                        " ORDER BY key, value",
-    [S_FLUSH_QUANTITY] = "INSERT INTO ix_quantity(rid, key, value, system,"
+    [S_FLUSH_QUANTITY] = "INSERT OR IGNORE INTO ix_quantity(rid, key, value, system,"
                          " code) SELECT rid, key, value, system, code"
                          " FROM temp.st_quantity ORDER BY key, value",
-    [S_FLUSH_URI] = "INSERT INTO ix_uri(rid, key, uri)"
+    [S_FLUSH_URI] = "INSERT OR IGNORE INTO ix_uri(rid, key, uri)"
                     " SELECT rid, key, uri FROM temp.st_uri"
                     " ORDER BY key, uri",
     [S_CLEAR_STRING] = "DELETE FROM temp.st_string",
@@ -243,7 +243,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 
 static int query_int(struct sq_store *s, const char *sql, int64_t *out)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 
     if (rc != SQLITE_OK)
@@ -438,7 +438,7 @@ static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
 /* Move staged index entries into the index tables, sorted. */
 static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     int k;
 
@@ -499,7 +499,7 @@ static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
 static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
                                const struct mr_ix *ix, struct mr_diag *d)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     size_t i;
     int k;
@@ -536,11 +536,11 @@ static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
                 continue;
             }
             sqlite3_bind_text(st, 3, e->s1, -1, SQLITE_STATIC);
-            bind_text_or_null(st, 4, e->s2);
+            sqlite3_bind_text(st, 4, e->s2 ? e->s2 : "", -1, SQLITE_STATIC);
             break;
         case MR_IX_TOKEN:
-            bind_text_or_null(st, 3, e->s1);
-            bind_text_or_null(st, 4, e->s2);
+            sqlite3_bind_text(st, 3, e->s1 ? e->s1 : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, e->s2 ? e->s2 : "", -1, SQLITE_STATIC);
             break;
         case MR_IX_DATE:
             sqlite3_bind_int64(st, 3, e->lo);
@@ -559,8 +559,8 @@ static enum mr_err write_index(struct sq_store *s, int64_t rid, int existed,
             break;
         case MR_IX_QUANTITY:
             sqlite3_bind_double(st, 3, e->n);
-            bind_text_or_null(st, 4, e->s1);
-            bind_text_or_null(st, 5, e->s2);
+            sqlite3_bind_text(st, 4, e->s1 ? e->s1 : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, e->s2 ? e->s2 : "", -1, SQLITE_STATIC);
             break;
         }
         err = step_done(s, st, d, "index insert");
@@ -575,7 +575,7 @@ static enum mr_err sq_put(struct mr_store *base, const struct mr_put *p,
                           int64_t *version, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     int rc, exists = 0, was_deleted = 0;
     int64_t rid = 0, cur = 0, next;
@@ -696,7 +696,7 @@ static enum mr_err sq_read(struct mr_store *base, const char *type,
                            struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     struct mr_version m;
     int rc;
@@ -751,7 +751,7 @@ static enum mr_err sq_history(struct mr_store *base, const char *type,
                               struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     struct mr_version m;
     int rc, n = 0, r;
@@ -813,7 +813,7 @@ static enum mr_err sq_scan(struct mr_store *base, const char *type,
                            mr_store_cb cb, void *ctx, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     int rc;
     const char *sql =
@@ -1000,7 +1000,7 @@ static void value_cond(struct qbuild *q, const struct mr_q_clause *c,
         else
             qs(q, "1");
         if (v->s1 && !*v->s1)
-            qs(q, " AND system IS NULL");
+            qs(q, " AND system = ''");
         else if (v->s1)
             qs(q, " AND system = "), bt(q, v->s1);
         qs(q, ")");
@@ -1203,7 +1203,7 @@ static enum mr_err sq_next_seq(struct mr_store *base, const char *name,
                                struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
     int rc;
 
@@ -1230,7 +1230,7 @@ static enum mr_err sq_seq_used(struct mr_store *base, const char *name,
                                uint64_t used, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err = prep(s, S_SEQ_USED, &st, d);
 
     if (err)
@@ -1244,7 +1244,7 @@ static enum mr_err sq_audit(struct mr_store *base,
                             const struct mr_audit_entry *e, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     enum mr_err err;
 
     err = prep(s, S_AUDIT, &st, d);
@@ -1276,7 +1276,7 @@ static enum mr_err sq_audit_scan(struct mr_store *base, const char *patient,
                                  mr_audit_cb cb, void *ctx, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     struct mr_audit_entry e;
     int rc, r;
     enum mr_err err = MR_OK;
@@ -1338,7 +1338,7 @@ static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
                             struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc, bad = 0;
     enum mr_err err = MR_OK;
 
