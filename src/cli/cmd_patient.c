@@ -27,9 +27,12 @@ static const char usage_text[] =
     "      Patient/ID.\n"
     "  medrec patient search [--name TEXT] [--family TEXT] [--given TEXT]\n"
     "        [--birth-date [PREFIX]DATE] [--gender G] [--phone N]\n"
-    "        [--identifier [SYSTEM|]VALUE] [--count N] [--json]\n"
+    "        [--identifier [SYSTEM|]VALUE] [--address TEXT] [--count N]\n"
+    "        [--query FHIR-QUERY] [--json]\n"
     "      Names match by prefix, ignoring case and accents; dates take\n"
-    "      eq, ne, lt, gt, le, ge prefixes (e.g. ge1980-01-01).\n"
+    "      eq, ne, lt, gt, le, ge prefixes (e.g. ge1980-01-01). --query\n"
+    "      adds any FHIR search parameters, e.g.\n"
+    "      --query '_lastUpdated=ge2026-01-01&family:exact=Rivera'.\n"
     "  medrec patient update MRN --reason TEXT [--family ...] [--given ...]\n"
     "        [--birth-date D] [--gender G] [--phone N] [--email A]\n"
     "        [--address A] [--file patient.json]\n"
@@ -51,7 +54,8 @@ enum {
     O_REASON,
     O_NAME,
     O_COUNT,
-    O_EXPECT
+    O_EXPECT,
+    O_QUERY
 };
 
 static const struct option opts[] = {
@@ -70,6 +74,7 @@ static const struct option opts[] = {
     {"name", required_argument, NULL, O_NAME},
     {"count", required_argument, NULL, O_COUNT},
     {"expect-version", required_argument, NULL, O_EXPECT},
+    {"query", required_argument, NULL, O_QUERY},
     {0, 0, 0, 0}};
 
 #define MAX_GIVEN 8
@@ -77,7 +82,7 @@ static const struct option opts[] = {
 struct popts {
     struct cli c;
     const char *family, *given[MAX_GIVEN], *birth, *gender, *phone, *email,
-        *address, *ident, *file, *reason, *name, *count;
+        *address, *ident, *file, *reason, *name, *count, *query;
     int ngiven, force;
     long long expect;
     const char *arg; /* the positional argument (MRN), if any */
@@ -138,6 +143,9 @@ static int parse(const char *sub, int argc, char **argv, struct popts *o)
             break;
         case O_COUNT:
             o->count = optarg;
+            break;
+        case O_QUERY:
+            o->query = optarg;
             break;
         case O_EXPECT:
             o->expect = strtoll(optarg, &end, 10);
@@ -585,6 +593,14 @@ static int patient_search(int argc, char **argv)
         err = add_param(&q, "identifier", o.ident);
     if (!err && o.count)
         err = add_param(&q, "_count", o.count);
+    /* A raw FHIR query (already URL-encoded) for everything else:
+     * _id, _lastUpdated, modifiers such as family:exact ... */
+    if (!err && o.query && *o.query) {
+        if (q.len)
+            err = mr_buf_addc(&q, '&');
+        if (!err)
+            err = mr_buf_adds(&q, o.query);
+    }
     if (err) {
         mr_buf_release(&q);
         return cli_usage("patient search", "search too long");
@@ -593,7 +609,8 @@ static int patient_search(int argc, char **argv)
         mr_buf_release(&q);
         return cli_usage("patient search",
                          "give at least one of --name, --family, --given, "
-                         "--birth-date, --gender, --phone, --identifier");
+                         "--birth-date, --gender, --phone, --identifier, "
+                         "--query");
     }
     r = cli_open(&o.c, 0);
     if (!r) {

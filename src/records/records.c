@@ -844,6 +844,12 @@ enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
     if ((err = check_actor(a, d)) || (err = check_type(type, d)))
         return err;
     err = mr_query_parse(&q, type, query, strlen(query), d);
+    if (!err && q.nunknown)
+        /* Refused rather than ignored: a mistyped parameter must not
+         * silently widen a search. */
+        err = mr_diag_set(d, MR_EINVALID,
+                          "%s: \"%s\" is not a supported search parameter",
+                          type, q.unknown[0]);
     if (err) {
         mr_query_release(&q);
         return err;

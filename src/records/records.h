@@ -101,7 +101,8 @@ enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
                                mr_store_cb cb, void *ctx,
                                struct mr_diag *d) MR_WUR;
 
-/* Search with a FHIR query string ("name=riv&birthdate=1984-03-09"). */
+/* Search with a FHIR query string ("name=riv&birthdate=1984-03-09").
+ * Unknown or unsupported parameters are refused (MR_EINVALID). */
 enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
                               const char *type, const char *query,
                               mr_store_cb cb, void *ctx, int64_t *total,
