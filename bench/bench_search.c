@@ -55,15 +55,15 @@ int main(int argc, char **argv)
                        -1, &st, NULL);
     sqlite3_bind_int(st, 1, nq * 2);
     while (sqlite3_step(st) == SQLITE_ROW && n < nq) {
-        json_t *p = json_loads((const char *)sqlite3_column_text(st, 0), 0,
-                               NULL);
+        json_t *p =
+            json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
         const char *fam = json_string_value(json_object_get(
             json_array_get(json_object_get(p, "name"), 0), "family"));
         const char *bd = json_string_value(json_object_get(p, "birthDate"));
         if (fam && bd && strlen(fam) >= 3 && (unsigned char)fam[0] < 128 &&
             (unsigned char)fam[1] < 128 && (unsigned char)fam[2] < 128)
-            snprintf(qs[n++].text, sizeof(qs[0].text),
-                     "name=%.3s&birthdate=%s", fam, bd);
+            snprintf(qs[n++].text, sizeof(qs[0].text), "name=%.3s&birthdate=%s",
+                     fam, bd);
         json_decref(p);
     }
     sqlite3_finalize(st);

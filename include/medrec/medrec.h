@@ -13,25 +13,25 @@
 
 #define MEDREC_VERSION "0.1.0"
 
-#define MR_ERRORS(X)                                                          \
-    X(OK, "success")                                                          \
-    X(NOMEM, "out of memory")                                                 \
-    X(INVALID, "invalid input")                                               \
-    X(JSON, "malformed JSON")                                                 \
-    X(TOOBIG, "input too large")                                              \
-    X(NOTFOUND, "not found")                                                  \
-    X(GONE, "resource deleted")                                               \
-    X(CONFLICT, "version conflict")                                           \
-    X(DUPLICATE, "possible duplicate")                                        \
-    X(EXISTS, "already exists")                                               \
-    X(IO, "input/output error")                                               \
-    X(BUSY, "database is locked")                                             \
-    X(CORRUPT, "database is corrupt")                                         \
-    X(NEWER, "database is from a newer medrec")                               \
-    X(NOTDB, "not a medrec database")                                         \
-    X(DENIED, "access denied")                                                \
-    X(UNSUPPORTED, "not supported")                                           \
-    X(USAGE, "bad usage")                                                     \
+#define MR_ERRORS(X)                                                           \
+    X(OK, "success")                                                           \
+    X(NOMEM, "out of memory")                                                  \
+    X(INVALID, "invalid input")                                                \
+    X(JSON, "malformed JSON")                                                  \
+    X(TOOBIG, "input too large")                                               \
+    X(NOTFOUND, "not found")                                                   \
+    X(GONE, "resource deleted")                                                \
+    X(CONFLICT, "version conflict")                                            \
+    X(DUPLICATE, "possible duplicate")                                         \
+    X(EXISTS, "already exists")                                                \
+    X(IO, "input/output error")                                                \
+    X(BUSY, "database is locked")                                              \
+    X(CORRUPT, "database is corrupt")                                          \
+    X(NEWER, "database is from a newer medrec")                                \
+    X(NOTDB, "not a medrec database")                                          \
+    X(DENIED, "access denied")                                                 \
+    X(UNSUPPORTED, "not supported")                                            \
+    X(USAGE, "bad usage")                                                      \
     X(INTERNAL, "internal error")
 
 enum mr_err {

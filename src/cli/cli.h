@@ -27,11 +27,13 @@ void cli_init(struct cli *c);
 int cli_common_option(struct cli *c, int opt, const char *arg);
 
 enum { OPT_DB = 1000, OPT_AS, OPT_JSON, OPT_HELP };
-#define CLI_COMMON_OPTIONS                                                   \
-    {"db", required_argument, NULL, OPT_DB},                                 \
-        {"as", required_argument, NULL, OPT_AS},                             \
-        {"json", no_argument, NULL, OPT_JSON},                               \
-        {"help", no_argument, NULL, OPT_HELP}
+#define CLI_COMMON_OPTIONS                                                     \
+    {"db", required_argument, NULL, OPT_DB},                                   \
+        {"as", required_argument, NULL, OPT_AS},                               \
+        {"json", no_argument, NULL, OPT_JSON},                                 \
+    {                                                                          \
+        "help", no_argument, NULL, OPT_HELP                                    \
+    }
 
 /* Open the records service (creating the database if create). Prints the
  * error and returns NULL on failure. */

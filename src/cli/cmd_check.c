@@ -33,8 +33,7 @@ int cmd_check(int argc, char **argv)
             return cli_usage("check", "unknown option %s", argv[optind - 1]);
     }
     if (optind < argc)
-        return cli_usage("check", "unexpected argument \"%s\"",
-                         argv[optind]);
+        return cli_usage("check", "unexpected argument \"%s\"", argv[optind]);
     r = cli_open(&c, 0);
     if (!r)
         return 1;

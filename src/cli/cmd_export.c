@@ -42,12 +42,10 @@ int cmd_export(int argc, char **argv)
             return 0;
         }
         if (!cli_common_option(&c, opt, optarg))
-            return cli_usage("export", "unknown option %s",
-                             argv[optind - 1]);
+            return cli_usage("export", "unknown option %s", argv[optind - 1]);
     }
     if (optind < argc)
-        return cli_usage("export", "unexpected argument \"%s\"",
-                         argv[optind]);
+        return cli_usage("export", "unexpected argument \"%s\"", argv[optind]);
     r = cli_open(&c, 0);
     if (!r)
         return 1;
@@ -77,7 +75,8 @@ static void progress(void *ctx, int64_t n)
 int cmd_import(int argc, char **argv)
 {
     static const struct option opts[] = {
-        CLI_COMMON_OPTIONS, {"batch", required_argument, NULL, 'b'},
+        CLI_COMMON_OPTIONS,
+        {"batch", required_argument, NULL, 'b'},
         {0, 0, 0, 0}};
     struct cli c;
     struct mr_records *r;
@@ -97,14 +96,14 @@ int cmd_import(int argc, char **argv)
         if (opt == 'b') {
             batch = strtol(optarg, &end, 10);
             if (*end || batch < 1 || batch > 1000000)
-                return cli_usage("import", "--batch: \"%s\" is not a "
-                                           "number from 1 to 1000000",
+                return cli_usage("import",
+                                 "--batch: \"%s\" is not a "
+                                 "number from 1 to 1000000",
                                  optarg);
             continue;
         }
         if (!cli_common_option(&c, opt, optarg))
-            return cli_usage("import", "unknown option %s",
-                             argv[optind - 1]);
+            return cli_usage("import", "unknown option %s", argv[optind - 1]);
     }
     if (optind >= argc)
         return cli_usage("import", "no input file");
@@ -120,8 +119,8 @@ int cmd_import(int argc, char **argv)
         }
         mr_diag_clear(&d);
         /* progress() reports totals across files. */
-        if (mr_records_import(r, &c.actor, f, argv[i], (size_t)batch,
-                              progress, &pg, &d))
+        if (mr_records_import(r, &c.actor, f, argv[i], (size_t)batch, progress,
+                              &pg, &d))
             rc = cli_fail(&d);
         if (f != stdin)
             fclose(f);

@@ -26,21 +26,24 @@ static int print_version(void *ctx, const struct mr_version *m,
 
     mr_time_format(m->ts, ts);
     if (h->json) {
-        err = mr_buf_addf(&h->out, "%s{\"fullUrl\":\"%s/%s\",",
-                          h->n ? "," : "", m->type, m->id);
+        err = mr_buf_addf(&h->out, "%s{\"fullUrl\":\"%s/%s\",", h->n ? "," : "",
+                          m->type, m->id);
         if (!err && !m->deleted)
-            err = mr_buf_addf(&h->out, "\"resource\":%.*s,", (int)len,
-                              json);
+            err = mr_buf_addf(&h->out, "\"resource\":%.*s,", (int)len, json);
         if (!err)
-            err = mr_buf_addf(
-                &h->out,
-                "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
-                "\"response\":{\"status\":\"%s\",\"etag\":"
-                "\"W/\\\"%lld\\\"\",\"lastModified\":\"%s\"}}",
-                m->deleted ? "DELETE" : m->version == 1 ? "POST" : "PUT",
-                m->type, m->id,
-                m->deleted ? "204" : m->version == 1 ? "201" : "200",
-                (long long)m->version, ts);
+            err =
+                mr_buf_addf(&h->out,
+                            "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
+                            "\"response\":{\"status\":\"%s\",\"etag\":"
+                            "\"W/\\\"%lld\\\"\",\"lastModified\":\"%s\"}}",
+                            m->deleted        ? "DELETE"
+                            : m->version == 1 ? "POST"
+                                              : "PUT",
+                            m->type, m->id,
+                            m->deleted        ? "204"
+                            : m->version == 1 ? "201"
+                                              : "200",
+                            (long long)m->version, ts);
     } else {
         err = mr_buf_addf(&h->out, "version %-4lld %s  %-8s by %s",
                           (long long)m->version, ts,
@@ -72,14 +75,14 @@ int cmd_history(int argc, char **argv)
             return 0;
         }
         if (!cli_common_option(&c, opt, optarg))
-            return cli_usage("history", "unknown option %s",
-                             argv[optind - 1]);
+            return cli_usage("history", "unknown option %s", argv[optind - 1]);
     }
     if (optind != argc - 1)
         return cli_usage("history", "expected one TYPE/ID");
     if (cli_split_ref(argv[optind], type, sizeof(type), id, sizeof(id)))
-        return cli_usage("history", "\"%s\" is not TYPE/ID (e.g. Patient/"
-                                    "abc)",
+        return cli_usage("history",
+                         "\"%s\" is not TYPE/ID (e.g. Patient/"
+                         "abc)",
                          argv[optind]);
     r = cli_open(&c, 0);
     if (!r)

@@ -107,8 +107,7 @@ static int parse(const char *sub, int argc, char **argv, struct popts *o)
             break;
         case O_GIVEN:
             if (o->ngiven == MAX_GIVEN)
-                return cli_usage("patient", "at most %d --given",
-                                 MAX_GIVEN);
+                return cli_usage("patient", "at most %d --given", MAX_GIVEN);
             o->given[o->ngiven++] = optarg;
             break;
         case O_BIRTH:
@@ -150,14 +149,14 @@ static int parse(const char *sub, int argc, char **argv, struct popts *o)
         case O_EXPECT:
             o->expect = strtoll(optarg, &end, 10);
             if (*end || o->expect < 1)
-                return cli_usage(sub, "--expect-version: \"%s\" is not a "
-                                      "version number",
+                return cli_usage(sub,
+                                 "--expect-version: \"%s\" is not a "
+                                 "version number",
                                  optarg);
             break;
         default:
             if (!cli_common_option(&o->c, opt, optarg))
-                return cli_usage(sub, "unknown option %s",
-                                 argv[optind - 1]);
+                return cli_usage(sub, "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -233,10 +232,9 @@ static void set_telecom(json_t *p, const char *system, const char *value)
             return;
         }
     }
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "system", system,
-                                         "value", value, "use",
-                                         strcmp(system, "email") ? "home"
-                                                                 : "home"));
+    json_array_append_new(
+        arr, json_pack("{s:s,s:s,s:s}", "system", system, "value", value, "use",
+                       strcmp(system, "email") ? "home" : "home"));
 }
 
 /* Apply the demographic options to Patient p (created or updated). */
@@ -293,8 +291,7 @@ static void apply(json_t *p, const struct popts *o)
                 ids, json_pack("{s:s%,s:s}", "system", o->ident,
                                (size_t)(bar - o->ident), "value", bar + 1));
         else
-            json_array_append_new(ids,
-                                  json_pack("{s:s}", "value", o->ident));
+            json_array_append_new(ids, json_pack("{s:s}", "value", o->ident));
     }
 }
 
@@ -320,8 +317,8 @@ static int patient_add(int argc, char **argv)
         return cli_usage("patient add", "unexpected argument \"%s\"", o.arg);
     mr_diag_clear(&d);
     if (o.file) {
-        if (o.family || o.ngiven || o.birth || o.gender || o.phone ||
-            o.email || o.address || o.ident)
+        if (o.family || o.ngiven || o.birth || o.gender || o.phone || o.email ||
+            o.address || o.ident)
             return cli_usage("patient add",
                              "--file cannot be combined with demographic "
                              "options");
@@ -405,7 +402,7 @@ static void show_text(const json_t *p)
     {
         const char *s = json_string_value(json_object_get(e, "system"));
         printf("%-12s%s\n",
-               s && !strcmp(s, "email") ? "Email"
+               s && !strcmp(s, "email")   ? "Email"
                : s && !strcmp(s, "phone") ? "Phone"
                                           : "Contact",
                json_string_value(json_object_get(e, "value")));
@@ -469,8 +466,7 @@ static int patient_show(int argc, char **argv)
         show_text(p);
         mr_time_format(res.meta.ts, ts);
         printf("%-12sPatient/%s (version %lld, %s by %s)\n", "Record",
-               res.meta.id, (long long)res.meta.version, ts,
-               res.meta.author);
+               res.meta.id, (long long)res.meta.version, ts, res.meta.author);
         json_decref(p);
     }
     mr_result_release(&res);
@@ -509,8 +505,8 @@ struct search_out {
     struct mr_buf *out;
 };
 
-static int search_row(void *ctx, const struct mr_version *m,
-                      const char *json, size_t len)
+static int search_row(void *ctx, const struct mr_version *m, const char *json,
+                      size_t len)
 {
     struct search_out *s = ctx;
     json_t *p;
@@ -537,8 +533,8 @@ static int search_row(void *ctx, const struct mr_version *m,
     mrn = mr_patient_mrn(p);
     age = birth ? mr_age_years(birth, mr_time_now_ms()) : -1;
     if (s->n == 0)
-        err = mr_buf_addf(s->out, "%-10s %-28s %-10s %4s  %s\n", "MRN",
-                          "NAME", "BORN", "AGE", "GENDER");
+        err = mr_buf_addf(s->out, "%-10s %-28s %-10s %4s  %s\n", "MRN", "NAME",
+                          "BORN", "AGE", "GENDER");
     else
         err = MR_OK;
     if (!err) {
@@ -547,9 +543,9 @@ static int search_row(void *ctx, const struct mr_version *m,
                  family && given ? ", " : "", given ? given : "");
         if (age >= 0)
             snprintf(agebuf, sizeof(agebuf), "%d", age);
-        err = mr_buf_addf(s->out, "%-10s %-28s %-10s %4s  %s\n",
-                          mrn ? mrn : "-", nm, birth ? birth : "", agebuf,
-                          gender ? gender : "");
+        err =
+            mr_buf_addf(s->out, "%-10s %-28s %-10s %4s  %s\n", mrn ? mrn : "-",
+                        nm, birth ? birth : "", agebuf, gender ? gender : "");
     }
     json_decref(p);
     s->n++;
@@ -571,8 +567,7 @@ static int patient_search(int argc, char **argv)
     if ((rc = parse("patient search", argc, argv, &o)))
         return rc < 0 ? 0 : rc;
     if (o.arg)
-        return cli_usage("patient search", "unexpected argument \"%s\"",
-                         o.arg);
+        return cli_usage("patient search", "unexpected argument \"%s\"", o.arg);
     if (o.name)
         err = add_param(&q, "name", o.name);
     if (!err && o.family)

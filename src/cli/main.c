@@ -47,8 +47,7 @@ void cli_init(struct cli *c)
         const char *u = getenv("USER");
         if (u && *u)
             snprintf(login, sizeof(login), "%s", u);
-        else if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 &&
-                 res)
+        else if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res)
             snprintf(login, sizeof(login), "%s", pw.pw_name);
         else
             snprintf(login, sizeof(login), "uid%u", (unsigned)getuid());

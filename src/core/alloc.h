@@ -27,7 +27,10 @@ struct mr_arena {
     struct mr_arena_chunk *head;
     size_t used, total;
 };
-#define MR_ARENA_INIT {NULL, 0, 0}
+#define MR_ARENA_INIT                                                          \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 void *mr_arena_alloc(struct mr_arena *a, size_t n);
 char *mr_arena_strndup(struct mr_arena *a, const char *s, size_t n);

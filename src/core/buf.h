@@ -20,7 +20,10 @@ struct mr_buf {
     size_t max; /* hard cap on len */
 };
 
-#define MR_BUF_INIT(maxlen) {mr_buf_empty, 0, 0, (maxlen)}
+#define MR_BUF_INIT(maxlen)                                                    \
+    {                                                                          \
+        mr_buf_empty, 0, 0, (maxlen)                                           \
+    }
 
 void mr_buf_init(struct mr_buf *b, size_t max);
 /* Free the storage; b is left empty and reusable. */

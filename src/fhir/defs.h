@@ -34,8 +34,8 @@ struct mr_elem {
     /* For a choice element ("value[x]"), the base name ("value"): at most
      * one property of the same choice may be present. Else NULL. */
     const char *choice;
-    uint32_t min;  /* 0 or 1 (or more) */
-    uint8_t many;  /* 1 if max is "*" (JSON array), else 0 (single value) */
+    uint32_t min; /* 0 or 1 (or more) */
+    uint8_t many; /* 1 if max is "*" (JSON array), else 0 (single value) */
     /* Required value-set binding on a code/Coding/CodeableConcept element:
      * NULL-terminated list of allowed codes, or NULL when not required. */
     const char *const *codes;

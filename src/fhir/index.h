@@ -26,7 +26,7 @@ enum mr_ix_kind {
 
 struct mr_ix_entry {
     enum mr_ix_kind kind;
-    uint32_t key; /* mr_search_param.key */
+    uint32_t key;        /* mr_search_param.key */
     const char *s1, *s2; /* arena strings or NULL */
     double n;
     int64_t lo, hi;

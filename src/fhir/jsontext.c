@@ -123,15 +123,32 @@ static int key_is(const struct member *m, const char *name)
             k += 6;
         } else if (k + 1 < end) {
             switch (k[1]) {
-            case '"': c = '"'; break;
-            case '\\': c = '\\'; break;
-            case '/': c = '/'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            default: return 0;
+            case '"':
+                c = '"';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case '/':
+                c = '/';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                return 0;
             }
             k += 2;
         } else {
@@ -152,8 +169,8 @@ static enum mr_err add_over(struct mr_buf *out, int *first, const char *name,
 
     if (json_is_null(v))
         return MR_OK;
-    text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                             JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+                             JSON_REAL_PRECISION(17));
     if (!text)
         return MR_ENOMEM;
     err = mr_buf_adds(out, *first ? "\"" : ",\"");

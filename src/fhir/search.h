@@ -14,8 +14,15 @@
 #include <stdint.h>
 
 enum mr_prefix {
-    MR_PFX_EQ, MR_PFX_NE, MR_PFX_LT, MR_PFX_GT, MR_PFX_LE, MR_PFX_GE,
-    MR_PFX_SA, MR_PFX_EB, MR_PFX_AP
+    MR_PFX_EQ,
+    MR_PFX_NE,
+    MR_PFX_LT,
+    MR_PFX_GT,
+    MR_PFX_LE,
+    MR_PFX_GE,
+    MR_PFX_SA,
+    MR_PFX_EB,
+    MR_PFX_AP
 };
 
 enum mr_modifier {
@@ -44,8 +51,8 @@ struct mr_q_value {
     enum mr_prefix prefix;
     const char *s1, *s2; /* token: s1 system (NULL = any, "" = none) */
     double n;
-    int64_t lo, hi;      /* date: the span of the given value */
-    int missing;         /* for :missing=true/false */
+    int64_t lo, hi; /* date: the span of the given value */
+    int missing;    /* for :missing=true/false */
 };
 
 /* Special parameters that are resource columns, not index tables. */
@@ -69,8 +76,8 @@ struct mr_query {
     const char *type;
     struct mr_q_clause *clauses;
     size_t n;
-    uint32_t count;  /* page size, 1..MR_QUERY_MAX_COUNT */
-    uint32_t offset; /* _offset paging */
+    uint32_t count;    /* page size, 1..MR_QUERY_MAX_COUNT */
+    uint32_t offset;   /* _offset paging */
     int summary_count; /* _summary=count */
     /* Parameters that are not known for `type` (ignored, reported). */
     const char **unknown;
@@ -84,9 +91,8 @@ struct mr_query {
  * mr_query_release even on failure). Bad syntax or values give
  * MR_EINVALID with d naming the parameter and the reason.
  */
-enum mr_err mr_query_parse(struct mr_query *q, const char *type,
-                           const char *qs, size_t len,
-                           struct mr_diag *d) MR_WUR;
+enum mr_err mr_query_parse(struct mr_query *q, const char *type, const char *qs,
+                           size_t len, struct mr_diag *d) MR_WUR;
 
 /* Add one already-decoded name=value pair (name may carry a :modifier). */
 enum mr_err mr_query_add(struct mr_query *q, const char *name,

@@ -46,22 +46,20 @@ static int has_any(const json_t *o, const char *const *keys)
     return 0;
 }
 
-enum mr_err mr_patient_check(const json_t *p, int64_t now_ms,
-                             struct mr_diag *d)
+enum mr_err mr_patient_check(const json_t *p, int64_t now_ms, struct mr_diag *d)
 {
-    static const char *const addr_parts[] = {
-        "line", "city", "district", "state", "postalCode", "country",
-        "text", NULL};
-    static const char *const name_parts[] = {"family", "given", "text",
-                                             NULL};
+    static const char *const addr_parts[] = {"line",  "city",       "district",
+                                             "state", "postalCode", "country",
+                                             "text",  NULL};
+    static const char *const name_parts[] = {"family", "given", "text", NULL};
     const json_t *v, *e;
     struct mr_daterange birth = {0, 0}, death;
     size_t i;
     const char *s;
 
     v = json_object_get(p, "name");
-    if (!json_array_size(v) && !json_array_size(json_object_get(p,
-                                                                "identifier")))
+    if (!json_array_size(v) &&
+        !json_array_size(json_object_get(p, "identifier")))
         return mr_diag_set(d, MR_EINVALID,
                            "Patient: a name or an identifier is required");
     json_array_foreach(v, i, e)
@@ -81,12 +79,10 @@ enum mr_err mr_patient_check(const json_t *p, int64_t now_ms,
                                s);
         if (birth.lo > now_ms)
             return mr_diag_set(d, MR_EINVALID,
-                               "Patient.birthDate: \"%s\" is in the future",
-                               s);
+                               "Patient.birthDate: \"%s\" is in the future", s);
         if (birth.lo < mr_days_from_civil(1850, 1, 1) * 86400000LL)
             return mr_diag_set(d, MR_EINVALID,
-                               "Patient.birthDate: \"%s\" is before 1850",
-                               s);
+                               "Patient.birthDate: \"%s\" is before 1850", s);
     }
     s = json_string_value(json_object_get(p, "deceasedDateTime"));
     if (s && !mr_date_parse(s, strlen(s), MR_DATE_DATETIME, &death)) {

@@ -72,8 +72,9 @@ static enum mr_err check_actor(const struct mr_actor *a, struct mr_diag *d)
      * place, when the security issue lands; for now an actor must be
      * named. */
     if (!a || !a->user || !*a->user)
-        return mr_diag_set(d, MR_EDENIED, "no user: every access must be "
-                                          "attributable");
+        return mr_diag_set(d, MR_EDENIED,
+                           "no user: every access must be "
+                           "attributable");
     return MR_OK;
 }
 
@@ -104,8 +105,8 @@ static enum mr_err parse_resource(const char *text, size_t len,
     j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
         return mr_diag_set(d, MR_EJSON,
-                           "malformed JSON at line %d, column %d: %s",
-                           je.line, je.column, je.text);
+                           "malformed JSON at line %d, column %d: %s", je.line,
+                           je.column, je.text);
     err = mr_fhir_validate(j, type, d);
     if (err) {
         json_decref(j);
@@ -119,8 +120,8 @@ static enum mr_err parse_resource(const char *text, size_t len,
 static void patient_of(const char *type, const char *id, const json_t *root,
                        char *out, size_t cap)
 {
-    static const char *const fields[] = {"subject", "patient",
-                                         "beneficiary", NULL};
+    static const char *const fields[] = {"subject", "patient", "beneficiary",
+                                         NULL};
     const char *const *f;
     const char *ref;
 
@@ -143,9 +144,9 @@ static void patient_of(const char *type, const char *id, const json_t *root,
 
 static enum mr_err audit(struct mr_records *r, const struct mr_actor *a,
                          const char *action, enum mr_err outcome,
-                         const char *type, const char *id,
-                         const char *patient, const char *query,
-                         const char *detail, struct mr_diag *d)
+                         const char *type, const char *id, const char *patient,
+                         const char *query, const char *detail,
+                         struct mr_diag *d)
 {
     struct mr_audit_entry e = {
         .ts = mr_time_now_ms(),
@@ -187,10 +188,9 @@ static json_t *identifiers_with_mrn(const json_t *root, const char *mrn)
     json_array_append_new(
         arr, json_pack("{s:s,s:{s:[{s:s,s:s,s:s}],s:s},s:s,s:s}", "use",
                        "usual", "type", "coding", "system",
-                       "http://terminology.hl7.org/CodeSystem/v2-0203",
-                       "code", "MR", "display", "Medical record number",
-                       "text", "MRN", "system", MR_MRN_SYSTEM, "value",
-                       mrn));
+                       "http://terminology.hl7.org/CodeSystem/v2-0203", "code",
+                       "MR", "display", "Medical record number", "text", "MRN",
+                       "system", MR_MRN_SYSTEM, "value", mrn));
     return arr;
 }
 
@@ -277,9 +277,8 @@ static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
  */
 static enum mr_err prepare_version(struct mr_records *r, const char *type,
                                    const char *src, size_t len, json_t *root,
-                                   const char *id, int64_t version,
-                                   int64_t ts, json_t *extra,
-                                   struct mr_diag *d)
+                                   const char *id, int64_t version, int64_t ts,
+                                   json_t *extra, struct mr_diag *d)
 {
     json_t *over = extra ? extra : json_object();
     json_t *meta;
@@ -302,8 +301,8 @@ static enum mr_err prepare_version(struct mr_records *r, const char *type,
     err = mr_json_splice(src, len, over, &r->out);
     if (err) {
         json_decref(over);
-        return mr_diag_set(d, err, "%s: cannot store the resource: %s",
-                           type, mr_strerror(err));
+        return mr_diag_set(d, err, "%s: cannot store the resource: %s", type,
+                           mr_strerror(err));
     }
     json_object_foreach(over, k, v)
     {
@@ -444,8 +443,7 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
         if (err == MR_EINVALID)
             err = MR_OK;
         else
-            mr_diag_set(d, err, "duplicate check failed: %s",
-                        mr_strerror(err));
+            mr_diag_set(d, err, "duplicate check failed: %s", mr_strerror(err));
         goto done;
     }
     q.count = 200;
@@ -576,8 +574,7 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
                           type, given_id, id);
         goto out;
     }
-    if (!strcmp(type, "Patient") &&
-        (err = mr_patient_check(root, now, d)))
+    if (!strcmp(type, "Patient") && (err = mr_patient_check(root, now, d)))
         goto out;
     err = mr_store_begin(r->st, 1, d);
     if (err)
@@ -589,8 +586,7 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
         err = mr_diag_set(d, MR_ECONFLICT,
                           "%s/%s: expected version %lld but the current "
                           "version is %lld; reload and try again",
-                          type, id, (long long)expect,
-                          (long long)cur.version);
+                          type, id, (long long)expect, (long long)cur.version);
         goto fail;
     }
     extra = json_object();
@@ -647,9 +643,8 @@ out:
 }
 
 enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
-                              const char *type, const char *id,
-                              int64_t expect, const char *reason,
-                              struct mr_diag *d)
+                              const char *type, const char *id, int64_t expect,
+                              const char *reason, struct mr_diag *d)
 {
     enum mr_err err;
     int64_t version, now = mr_time_now_ms();
@@ -707,9 +702,8 @@ static enum mr_err finish_read(struct mr_records *r, const struct mr_actor *a,
 }
 
 enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
-                            const char *type, const char *id,
-                            int64_t version, struct mr_result *res,
-                            struct mr_diag *d)
+                            const char *type, const char *id, int64_t version,
+                            struct mr_result *res, struct mr_diag *d)
 {
     enum mr_err err;
     char pref[128] = "";
@@ -756,9 +750,8 @@ static int first_cb(void *ctx, const struct mr_version *m, const char *json,
 }
 
 enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
-                                      const struct mr_actor *a,
-                                      const char *mrn, struct mr_result *res,
-                                      struct mr_diag *d)
+                                      const struct mr_actor *a, const char *mrn,
+                                      struct mr_result *res, struct mr_diag *d)
 {
     struct mr_query q;
     struct first_ctx c = {res, 0, MR_OK};
@@ -804,18 +797,17 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
         err = mr_diag_set(d, MR_ENOTFOUND, "no patient with MRN %s", mrn);
     if (!err && c.n > 1)
         err = mr_diag_set(d, MR_ECORRUPT,
-                          "MRN %s is assigned to more than one patient",
-                          mrn);
+                          "MRN %s is assigned to more than one patient", mrn);
     if (!err)
         snprintf(pref, sizeof(pref), "Patient/%s", res->meta.id);
     snprintf(value, sizeof(value), "identifier=%s|%s", MR_MRN_SYSTEM, mrn);
-    return finish_read(r, a, "read", err, "Patient",
-                       err ? NULL : res->meta.id, pref, value, d);
+    return finish_read(r, a, "read", err, "Patient", err ? NULL : res->meta.id,
+                       pref, value, d);
 }
 
 enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
-                               const char *type, const char *id,
-                               mr_store_cb cb, void *ctx, struct mr_diag *d)
+                               const char *type, const char *id, mr_store_cb cb,
+                               void *ctx, struct mr_diag *d)
 {
     enum mr_err err;
     char pref[128];
@@ -1022,10 +1014,9 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
              * numbered after it. */
             err = mrn_unique(r, have, id, d);
             if (!err)
-                err = mr_store_seq_used(r->st, "mrn",
-                                        seq < MR_MRN_START ? MR_MRN_START - 1
-                                                           : seq,
-                                        d);
+                err = mr_store_seq_used(
+                    r->st, "mrn", seq < MR_MRN_START ? MR_MRN_START - 1 : seq,
+                    d);
         } else {
             err = new_mrn(r, mrn, d);
             if (!err)
@@ -1035,8 +1026,7 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
         if (err)
             goto out;
     }
-    err = prepare_version(r, type, line, len, root, id, version, ts, extra,
-                          d);
+    err = prepare_version(r, type, line, len, root, id, version, ts, extra, d);
     extra = NULL;
     if (err)
         goto out;
@@ -1059,8 +1049,8 @@ out:
 
 enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
                               FILE *in, const char *name, size_t batch,
-                              void (*progress)(void *ctx, int64_t n),
-                              void *ctx, struct mr_diag *d)
+                              void (*progress)(void *ctx, int64_t n), void *ctx,
+                              struct mr_diag *d)
 {
     struct mr_buf line = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES + 1);
     enum mr_err err = MR_OK;
@@ -1084,8 +1074,7 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
             err = mr_diag_set(d, MR_ETOOBIG,
                               "%s line %lld: longer than the limit of %u "
                               "bytes",
-                              name, (long long)lineno,
-                              MR_MAX_RESOURCE_BYTES);
+                              name, (long long)lineno, MR_MAX_RESOURCE_BYTES);
             break;
         }
         if (blank(line.ptr))
@@ -1103,10 +1092,10 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
             break;
         }
         if (++inbatch == batch) {
-            snprintf(detail, sizeof(detail), "%zu resources from %s",
-                     inbatch, name);
-            err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL,
-                        detail, d);
+            snprintf(detail, sizeof(detail), "%zu resources from %s", inbatch,
+                     name);
+            err =
+                audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail, d);
             if (!err)
                 err = mr_store_commit(r->st, d);
             open_tx = 0;
@@ -1123,8 +1112,7 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
     if (!err && open_tx) {
         snprintf(detail, sizeof(detail), "%zu resources from %s", inbatch,
                  name);
-        err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail,
-                    d);
+        err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail, d);
         if (!err)
             err = mr_store_commit(r->st, d);
         open_tx = 0;
@@ -1159,9 +1147,8 @@ enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
 }
 
 enum mr_err mr_records_audit_scan(struct mr_records *r,
-                                  const struct mr_actor *a,
-                                  const char *patient, mr_audit_cb cb,
-                                  void *ctx, struct mr_diag *d)
+                                  const struct mr_actor *a, const char *patient,
+                                  mr_audit_cb cb, void *ctx, struct mr_diag *d)
 {
     enum mr_err err;
 

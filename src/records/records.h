@@ -38,8 +38,7 @@ struct mr_records;
 
 /* Open (flags: MR_STORE_CREATE to create) the database at path. */
 enum mr_err mr_records_open(const char *path, int flags,
-                            struct mr_records **out,
-                            struct mr_diag *d) MR_WUR;
+                            struct mr_records **out, struct mr_diag *d) MR_WUR;
 void mr_records_close(struct mr_records *r);
 
 /* A stored resource as returned to callers. json is the stored bytes
@@ -65,8 +64,7 @@ enum mr_write_flags {
 enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
                               const char *type, const char *json, size_t len,
                               const char *reason, int flags,
-                              struct mr_result *res,
-                              struct mr_diag *d) MR_WUR;
+                              struct mr_result *res, struct mr_diag *d) MR_WUR;
 
 /* Replace the current version of type/id with json (its id must match or
  * be absent). expect > 0 refuses a stale version (MR_ECONFLICT); 0 skips
@@ -79,27 +77,24 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
 
 /* Delete: writes a tombstone version. */
 enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
-                              const char *type, const char *id,
-                              int64_t expect, const char *reason,
-                              struct mr_diag *d) MR_WUR;
+                              const char *type, const char *id, int64_t expect,
+                              const char *reason, struct mr_diag *d) MR_WUR;
 
 /* Read the current (version 0) or a given version. */
 enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
-                            const char *type, const char *id,
-                            int64_t version, struct mr_result *res,
-                            struct mr_diag *d) MR_WUR;
+                            const char *type, const char *id, int64_t version,
+                            struct mr_result *res, struct mr_diag *d) MR_WUR;
 
 /* Find a Patient by MRN (or "Patient/ID", or a bare resource id). */
 enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
-                                      const struct mr_actor *a,
-                                      const char *mrn, struct mr_result *res,
+                                      const struct mr_actor *a, const char *mrn,
+                                      struct mr_result *res,
                                       struct mr_diag *d) MR_WUR;
 
 /* Every version, newest first. */
 enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
-                               const char *type, const char *id,
-                               mr_store_cb cb, void *ctx,
-                               struct mr_diag *d) MR_WUR;
+                               const char *type, const char *id, mr_store_cb cb,
+                               void *ctx, struct mr_diag *d) MR_WUR;
 
 /* Search with a FHIR query string ("name=riv&birthdate=1984-03-09").
  * Unknown or unsupported parameters are refused (MR_EINVALID). */
@@ -122,8 +117,8 @@ enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
  */
 enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
                               FILE *in, const char *name, size_t batch,
-                              void (*progress)(void *ctx, int64_t n),
-                              void *ctx, struct mr_diag *d) MR_WUR;
+                              void (*progress)(void *ctx, int64_t n), void *ctx,
+                              struct mr_diag *d) MR_WUR;
 
 /* Storage integrity and schema version (report lines appended). */
 enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
@@ -132,9 +127,9 @@ enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
 
 /* Audit entries for one patient reference (or all when NULL). */
 enum mr_err mr_records_audit_scan(struct mr_records *r,
-                                  const struct mr_actor *a,
-                                  const char *patient, mr_audit_cb cb,
-                                  void *ctx, struct mr_diag *d) MR_WUR;
+                                  const struct mr_actor *a, const char *patient,
+                                  mr_audit_cb cb, void *ctx,
+                                  struct mr_diag *d) MR_WUR;
 
 /* The MRN of a Patient resource (from its identifiers), or NULL. The
  * pointer is into res. */

@@ -12,12 +12,12 @@ static const char *const mr__sqlite_migrations[] = {
     "  rid INTEGER PRIMARY KEY,"
     "  type TEXT NOT NULL,"
     "  id TEXT NOT NULL,"
-    "  version INTEGER NOT NULL,"   /* current version */
-    "  updated INTEGER NOT NULL,"   /* UTC ms of the current version */
+    "  version INTEGER NOT NULL," /* current version */
+    "  updated INTEGER NOT NULL," /* UTC ms of the current version */
     "  deleted INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE(type, id));"
     "CREATE TABLE version("
-    "  vid INTEGER PRIMARY KEY,"    /* global order of writes */
+    "  vid INTEGER PRIMARY KEY," /* global order of writes */
     "  rid INTEGER NOT NULL REFERENCES resource(rid),"
     "  version INTEGER NOT NULL,"
     "  ts INTEGER NOT NULL,"
@@ -81,7 +81,7 @@ static const char *const mr__sqlite_migrations[] = {
     "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;",
 };
 
-#define MR__SQLITE_NMIGRATIONS                                                \
+#define MR__SQLITE_NMIGRATIONS                                                 \
     (sizeof(mr__sqlite_migrations) / sizeof(mr__sqlite_migrations[0]))
 
 #endif

@@ -127,9 +127,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_FLUSH_NUMBER] = "INSERT OR IGNORE INTO ix_number(rid, key, value)"
                        " SELECT rid, key, value FROM temp.st_number"
                        " ORDER BY key, value",
-    [S_FLUSH_QUANTITY] = "INSERT OR IGNORE INTO ix_quantity(rid, key, value, system,"
-                         " code) SELECT rid, key, value, system, code"
-                         " FROM temp.st_quantity ORDER BY key, value",
+    [S_FLUSH_QUANTITY] =
+        "INSERT OR IGNORE INTO ix_quantity(rid, key, value, system,"
+        " code) SELECT rid, key, value, system, code"
+        " FROM temp.st_quantity ORDER BY key, value",
     [S_FLUSH_URI] = "INSERT OR IGNORE INTO ix_uri(rid, key, uri)"
                     " SELECT rid, key, uri FROM temp.st_uri"
                     " ORDER BY key, uri",
@@ -179,15 +180,13 @@ static enum mr_err map_rc(struct sq_store *s, int rc, struct mr_diag *d,
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return mr_diag_set(d, MR_EBUSY,
-                           "%s: database is locked by another process",
-                           s->path);
+        return mr_diag_set(
+            d, MR_EBUSY, "%s: database is locked by another process", s->path);
     case SQLITE_CORRUPT:
         return mr_diag_set(d, MR_ECORRUPT, "%s: database is corrupt (%s)",
                            s->path, msg);
     case SQLITE_NOTADB:
-        return mr_diag_set(d, MR_ENOTDB, "%s: not a medrec database",
-                           s->path);
+        return mr_diag_set(d, MR_ENOTDB, "%s: not a medrec database", s->path);
     case SQLITE_NOMEM:
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     case SQLITE_FULL:
@@ -197,13 +196,11 @@ static enum mr_err map_rc(struct sq_store *s, int rc, struct mr_diag *d,
     case SQLITE_PERM:
         return mr_diag_set(d, MR_EIO, "%s: %s", s->path, msg);
     default:
-        return mr_diag_set(d, MR_EINTERNAL, "%s: %s (%s)", s->path, what,
-                           msg);
+        return mr_diag_set(d, MR_EINTERNAL, "%s: %s (%s)", s->path, what, msg);
     }
 }
 
-static enum mr_err exec(struct sq_store *s, const char *sql,
-                        struct mr_diag *d)
+static enum mr_err exec(struct sq_store *s, const char *sql, struct mr_diag *d)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -211,15 +208,14 @@ static enum mr_err exec(struct sq_store *s, const char *sql,
     return MR_OK;
 }
 
-static enum mr_err prep(struct sq_store *s, enum stmt_id id,
-                        sqlite3_stmt **out, struct mr_diag *d)
+static enum mr_err prep(struct sq_store *s, enum stmt_id id, sqlite3_stmt **out,
+                        struct mr_diag *d)
 {
     int rc;
 
     if (!s->stmt[id]) {
         rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1,
-                                SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
-                                NULL);
+                                SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL);
         if (rc != SQLITE_OK)
             return map_rc(s, rc, d, "prepare");
     }
@@ -420,8 +416,7 @@ fail:
     return err;
 }
 
-static enum mr_err sq_begin(struct mr_store *base, int write,
-                            struct mr_diag *d)
+static enum mr_err sq_begin(struct mr_store *base, int write, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
     enum mr_err err;
@@ -615,8 +610,8 @@ static enum mr_err sq_put(struct mr_store *base, const struct mr_put *p,
             return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", p->type,
                                p->id);
         if (was_deleted)
-            return mr_diag_set(d, MR_EGONE, "%s/%s is already deleted",
-                               p->type, p->id);
+            return mr_diag_set(d, MR_EGONE, "%s/%s is already deleted", p->type,
+                               p->id);
     }
     next = cur + 1;
     if (!exists && p->set_version > 0)
@@ -712,8 +707,10 @@ static enum mr_err sq_read(struct mr_store *base, const char *type,
     if (rc == SQLITE_DONE) {
         done_stmt(st);
         if (version)
-            return mr_diag_set(d, MR_ENOTFOUND, "%s/%s/_history/%lld not "
-                               "found", type, id, (long long)version);
+            return mr_diag_set(d, MR_ENOTFOUND,
+                               "%s/%s/_history/%lld not "
+                               "found",
+                               type, id, (long long)version);
         return mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", type, id);
     }
     if (rc != SQLITE_ROW) {
@@ -805,8 +802,8 @@ static enum mr_err run_rows(struct sq_store *s, sqlite3_stmt *st,
     return MR_OK;
 }
 
-#define ROW_COLUMNS                                                           \
-    "r.type, r.id, r.version, r.updated, r.deleted, v.author, v.reason,"     \
+#define ROW_COLUMNS                                                            \
+    "r.type, r.id, r.version, r.updated, r.deleted, v.author, v.reason,"       \
     " v.json"
 
 static enum mr_err sq_scan(struct mr_store *base, const char *type,
@@ -963,9 +960,9 @@ static void num_cond(struct qbuild *q, const struct mr_q_value *v,
                      const char *col)
 {
     static const char *ops[] = {
-        [MR_PFX_EQ] = " = ",  [MR_PFX_NE] = " <> ", [MR_PFX_LT] = " < ",
-        [MR_PFX_GT] = " > ",  [MR_PFX_LE] = " <= ", [MR_PFX_GE] = " >= ",
-        [MR_PFX_SA] = " > ",  [MR_PFX_EB] = " < ",  [MR_PFX_AP] = " = ",
+        [MR_PFX_EQ] = " = ", [MR_PFX_NE] = " <> ", [MR_PFX_LT] = " < ",
+        [MR_PFX_GT] = " > ", [MR_PFX_LE] = " <= ", [MR_PFX_GE] = " >= ",
+        [MR_PFX_SA] = " > ", [MR_PFX_EB] = " < ",  [MR_PFX_AP] = " = ",
     };
     double a;
 
@@ -1039,8 +1036,9 @@ static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
         for (i = 0; i < c->nvals; i++) {
             if (i)
                 qs(q, ", ");
-            bt(q, c->vals[i].s2 ? c->vals[i].s2
-                                : c->vals[i].s1 ? c->vals[i].s1 : "");
+            bt(q, c->vals[i].s2   ? c->vals[i].s2
+                  : c->vals[i].s1 ? c->vals[i].s1
+                                  : "");
         }
         qs(q, ")");
         return;
@@ -1199,8 +1197,7 @@ done:
 }
 
 static enum mr_err sq_next_seq(struct mr_store *base, const char *name,
-                               uint64_t start, uint64_t *out,
-                               struct mr_diag *d)
+                               uint64_t start, uint64_t *out, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
     sqlite3_stmt *st = NULL;
@@ -1253,12 +1250,10 @@ static enum mr_err sq_audit(struct mr_store *base,
     sqlite3_bind_int64(st, 1, e->ts);
     sqlite3_bind_text(st, 2, e->actor ? e->actor : "unknown", -1,
                       SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, e->role ? e->role : "unknown", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->role ? e->role : "unknown", -1, SQLITE_STATIC);
     bind_text_or_null(st, 4, e->source);
     sqlite3_bind_text(st, 5, e->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, e->outcome ? e->outcome : "ok", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e->outcome ? e->outcome : "ok", -1, SQLITE_STATIC);
     bind_text_or_null(st, 7, e->type);
     bind_text_or_null(st, 8, e->id);
     bind_text_or_null(st, 9, e->patient);
@@ -1358,16 +1353,15 @@ static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
         return map_rc(s, rc, d, "integrity check");
     if (err)
         return mr_diag_set(d, err, "out of memory");
-    err = check_count(s, report,
-                      "SELECT count(*) FROM pragma_foreign_key_check",
-                      "foreign key violations", &bad, d);
+    err =
+        check_count(s, report, "SELECT count(*) FROM pragma_foreign_key_check",
+                    "foreign key violations", &bad, d);
     if (!err)
         err = check_count(s, report,
                           "SELECT count(*) FROM resource r WHERE NOT EXISTS"
                           " (SELECT 1 FROM version v WHERE v.rid = r.rid"
                           " AND v.version = r.version)",
-                          "resources without their current version", &bad,
-                          d);
+                          "resources without their current version", &bad, d);
     if (!err)
         err = check_count(s, report,
                           "SELECT count(*) FROM version v JOIN resource r"
@@ -1380,8 +1374,8 @@ static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
                           " WHERE v.deleted <> r.deleted"
                           " OR (v.deleted = 0 AND (v.json IS NULL"
                           " OR NOT json_valid(v.json)))",
-                          "current versions with missing or invalid JSON",
-                          &bad, d);
+                          "current versions with missing or invalid JSON", &bad,
+                          d);
     if (err)
         return err;
     if (bad)

@@ -34,10 +34,9 @@ enum mr_err mr_store_put(struct mr_store *st, const struct mr_put *p,
     return st->ops->put(st, p, version, d);
 }
 
-enum mr_err mr_store_read(struct mr_store *st, const char *type,
-                          const char *id, int64_t version,
-                          struct mr_version *meta, struct mr_buf *json,
-                          struct mr_diag *d)
+enum mr_err mr_store_read(struct mr_store *st, const char *type, const char *id,
+                          int64_t version, struct mr_version *meta,
+                          struct mr_buf *json, struct mr_diag *d)
 {
     return st->ops->read(st, type, id, version, meta, json, d);
 }
@@ -49,8 +48,8 @@ enum mr_err mr_store_history(struct mr_store *st, const char *type,
     return st->ops->history(st, type, id, cb, ctx, d);
 }
 
-enum mr_err mr_store_scan(struct mr_store *st, const char *type,
-                          mr_store_cb cb, void *ctx, struct mr_diag *d)
+enum mr_err mr_store_scan(struct mr_store *st, const char *type, mr_store_cb cb,
+                          void *ctx, struct mr_diag *d)
 {
     return st->ops->scan(st, type, cb, ctx, d);
 }
@@ -63,8 +62,7 @@ enum mr_err mr_store_search(struct mr_store *st, const struct mr_query *q,
 }
 
 enum mr_err mr_store_next_seq(struct mr_store *st, const char *name,
-                              uint64_t start, uint64_t *out,
-                              struct mr_diag *d)
+                              uint64_t start, uint64_t *out, struct mr_diag *d)
 {
     return st->ops->next_seq(st, name, start, out, d);
 }
@@ -75,8 +73,8 @@ enum mr_err mr_store_seq_used(struct mr_store *st, const char *name,
     return st->ops->seq_used(st, name, used, d);
 }
 
-enum mr_err mr_store_audit(struct mr_store *st,
-                           const struct mr_audit_entry *e, struct mr_diag *d)
+enum mr_err mr_store_audit(struct mr_store *st, const struct mr_audit_entry *e,
+                           struct mr_diag *d)
 {
     return st->ops->audit(st, e, d);
 }

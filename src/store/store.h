@@ -72,14 +72,14 @@ enum mr_put_expect {
 struct mr_put {
     const char *type;
     const char *id;
-    int64_t expect;       /* enum mr_put_expect or the expected version */
-    int64_t set_version;  /* 0: next version; >0: use this number (import
-                             of a new resource, keeps its versionId) */
-    const char *json;     /* NULL for a delete (tombstone) */
+    int64_t expect;      /* enum mr_put_expect or the expected version */
+    int64_t set_version; /* 0: next version; >0: use this number (import
+                            of a new resource, keeps its versionId) */
+    const char *json;    /* NULL for a delete (tombstone) */
     size_t json_len;
     int64_t ts;
     const char *author;
-    const char *reason;   /* may be NULL */
+    const char *reason;     /* may be NULL */
     const struct mr_ix *ix; /* index entries of the new version, or NULL */
 };
 
@@ -92,10 +92,9 @@ enum mr_err mr_store_put(struct mr_store *st, const struct mr_put *p,
 
 /* Read a version (version 0 = current) into meta and json (json may be
  * NULL). A current tombstone gives MR_EGONE with meta filled. */
-enum mr_err mr_store_read(struct mr_store *st, const char *type,
-                          const char *id, int64_t version,
-                          struct mr_version *meta, struct mr_buf *json,
-                          struct mr_diag *d) MR_WUR;
+enum mr_err mr_store_read(struct mr_store *st, const char *type, const char *id,
+                          int64_t version, struct mr_version *meta,
+                          struct mr_buf *json, struct mr_diag *d) MR_WUR;
 
 /* Callback for iterations: return non-zero to stop (that value is
  * returned as MR_EINTERNAL unless it is a valid enum mr_err). */
@@ -109,9 +108,8 @@ enum mr_err mr_store_history(struct mr_store *st, const char *type,
 
 /* Every current, not deleted resource (of `type`, or all when NULL), in
  * the order they were first created. */
-enum mr_err mr_store_scan(struct mr_store *st, const char *type,
-                          mr_store_cb cb, void *ctx,
-                          struct mr_diag *d) MR_WUR;
+enum mr_err mr_store_scan(struct mr_store *st, const char *type, mr_store_cb cb,
+                          void *ctx, struct mr_diag *d) MR_WUR;
 
 /* Run a parsed search; calls cb for each match of the page (q->count from
  * q->offset); *total (may be NULL) receives the number of matches. */
@@ -131,7 +129,7 @@ enum mr_err mr_store_seq_used(struct mr_store *st, const char *name,
 
 struct mr_audit_entry {
     int64_t ts;
-    const char *actor;   /* user or system name */
+    const char *actor; /* user or system name */
     const char *role;
     const char *source;  /* "cli", an address ... */
     const char *action;  /* read, vread, search, create, update, delete,
@@ -147,8 +145,7 @@ struct mr_audit_entry {
 
 /* Append an audit entry in the current transaction. Entries are
  * append-only: the store refuses updates and deletes. */
-enum mr_err mr_store_audit(struct mr_store *st,
-                           const struct mr_audit_entry *e,
+enum mr_err mr_store_audit(struct mr_store *st, const struct mr_audit_entry *e,
                            struct mr_diag *d) MR_WUR;
 
 /* Read audit entries (oldest first), optionally for one patient. */

@@ -16,25 +16,23 @@ struct mr_store_ops {
     void (*rollback)(struct mr_store *st);
     enum mr_err (*put)(struct mr_store *st, const struct mr_put *p,
                        int64_t *version, struct mr_diag *d);
-    enum mr_err (*read)(struct mr_store *st, const char *type,
-                        const char *id, int64_t version,
-                        struct mr_version *meta, struct mr_buf *json,
-                        struct mr_diag *d);
+    enum mr_err (*read)(struct mr_store *st, const char *type, const char *id,
+                        int64_t version, struct mr_version *meta,
+                        struct mr_buf *json, struct mr_diag *d);
     enum mr_err (*history)(struct mr_store *st, const char *type,
                            const char *id, mr_store_cb cb, void *ctx,
                            struct mr_diag *d);
-    enum mr_err (*scan)(struct mr_store *st, const char *type,
-                        mr_store_cb cb, void *ctx, struct mr_diag *d);
+    enum mr_err (*scan)(struct mr_store *st, const char *type, mr_store_cb cb,
+                        void *ctx, struct mr_diag *d);
     enum mr_err (*search)(struct mr_store *st, const struct mr_query *q,
                           mr_store_cb cb, void *ctx, int64_t *total,
                           struct mr_diag *d);
     enum mr_err (*next_seq)(struct mr_store *st, const char *name,
-                            uint64_t start, uint64_t *out,
-                            struct mr_diag *d);
+                            uint64_t start, uint64_t *out, struct mr_diag *d);
     enum mr_err (*seq_used)(struct mr_store *st, const char *name,
                             uint64_t used, struct mr_diag *d);
-    enum mr_err (*audit)(struct mr_store *st,
-                         const struct mr_audit_entry *e, struct mr_diag *d);
+    enum mr_err (*audit)(struct mr_store *st, const struct mr_audit_entry *e,
+                         struct mr_diag *d);
     enum mr_err (*audit_scan)(struct mr_store *st, const char *patient,
                               mr_audit_cb cb, void *ctx, struct mr_diag *d);
     enum mr_err (*check)(struct mr_store *st, struct mr_buf *report,

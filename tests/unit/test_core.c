@@ -23,15 +23,24 @@ static void test_strerror_every_code(void **state)
         enum mr_err e;
         const char *name;
     } want[] = {
-        {MR_OK, "OK"},           {MR_ENOMEM, "NOMEM"},
-        {MR_EINVALID, "INVALID"}, {MR_EJSON, "JSON"},
-        {MR_ETOOBIG, "TOOBIG"},  {MR_ENOTFOUND, "NOTFOUND"},
-        {MR_EGONE, "GONE"},      {MR_ECONFLICT, "CONFLICT"},
-        {MR_EDUPLICATE, "DUPLICATE"}, {MR_EEXISTS, "EXISTS"},
-        {MR_EIO, "IO"},          {MR_EBUSY, "BUSY"},
-        {MR_ECORRUPT, "CORRUPT"}, {MR_ENEWER, "NEWER"},
-        {MR_ENOTDB, "NOTDB"},    {MR_EDENIED, "DENIED"},
-        {MR_EUNSUPPORTED, "UNSUPPORTED"}, {MR_EUSAGE, "USAGE"},
+        {MR_OK, "OK"},
+        {MR_ENOMEM, "NOMEM"},
+        {MR_EINVALID, "INVALID"},
+        {MR_EJSON, "JSON"},
+        {MR_ETOOBIG, "TOOBIG"},
+        {MR_ENOTFOUND, "NOTFOUND"},
+        {MR_EGONE, "GONE"},
+        {MR_ECONFLICT, "CONFLICT"},
+        {MR_EDUPLICATE, "DUPLICATE"},
+        {MR_EEXISTS, "EXISTS"},
+        {MR_EIO, "IO"},
+        {MR_EBUSY, "BUSY"},
+        {MR_ECORRUPT, "CORRUPT"},
+        {MR_ENEWER, "NEWER"},
+        {MR_ENOTDB, "NOTDB"},
+        {MR_EDENIED, "DENIED"},
+        {MR_EUNSUPPORTED, "UNSUPPORTED"},
+        {MR_EUSAGE, "USAGE"},
         {MR_EINTERNAL, "INTERNAL"},
     };
     size_t i, j;
@@ -59,9 +68,9 @@ static void test_strerror_out_of_range(void **state)
     (void)state;
     assert_string_equal(mr_strerror(MR__ERR_COUNT), "unknown error");
     assert_string_equal(mr_strerror((enum mr_err)1000), "unknown error");
-    assert_string_equal(mr_strerror((enum mr_err)-1), "unknown error");
+    assert_string_equal(mr_strerror((enum mr_err) - 1), "unknown error");
     assert_string_equal(mr_errname(MR__ERR_COUNT), "UNKNOWN");
-    assert_string_equal(mr_errname((enum mr_err)-1), "UNKNOWN");
+    assert_string_equal(mr_errname((enum mr_err) - 1), "UNKNOWN");
     assert_string_equal(mr_errname((enum mr_err)123456), "UNKNOWN");
 }
 
@@ -76,9 +85,9 @@ static void test_diag(void **state)
     assert_string_equal(d.msg, "");
     assert_string_equal(mr_diag_msg(&d), "success");
 
-    assert_int_equal(mr_diag_set(&d, MR_EINVALID, "Patient.%s: \"%d\"",
-                                 "birthDate", 42),
-                     MR_EINVALID);
+    assert_int_equal(
+        mr_diag_set(&d, MR_EINVALID, "Patient.%s: \"%d\"", "birthDate", 42),
+        MR_EINVALID);
     assert_int_equal(d.code, MR_EINVALID);
     assert_string_equal(mr_diag_msg(&d), "Patient.birthDate: \"42\"");
 
@@ -239,8 +248,7 @@ static void test_buf_addf(void **state)
     char big[3000];
     (void)state;
 
-    assert_int_equal(mr_buf_addf(&b, "%s-%d-%05.2f", "a", -7, 3.14159),
-                     MR_OK);
+    assert_int_equal(mr_buf_addf(&b, "%s-%d-%05.2f", "a", -7, 3.14159), MR_OK);
     assert_string_equal(b.ptr, "a--7-03.14");
     assert_int_equal(b.len, strlen("a--7-03.14"));
     assert_int_equal(mr_buf_addf(&b, "%s", ""), MR_OK);
@@ -377,12 +385,12 @@ static void test_arena_huge(void **state)
     struct mr_arena a = MR_ARENA_INIT;
     (void)state;
 
-    /* Regression test (bug found by this test, now fixed): mr_arena_alloc rounds n up with (n + 15) & ~15, which wraps to
-     * 0 for n > SIZE_MAX - 15, so a request for (almost) the whole address
-     * space returns a valid pointer to a zero-byte block instead of NULL;
-     * likewise sizeof(chunk) + size can wrap. Repro:
-     *   struct mr_arena a = MR_ARENA_INIT;
-     *   mr_arena_alloc(&a, SIZE_MAX - 8) != NULL   */
+    /* Regression test (bug found by this test, now fixed): mr_arena_alloc
+     * rounds n up with (n + 15) & ~15, which wraps to 0 for n > SIZE_MAX - 15,
+     * so a request for (almost) the whole address space returns a valid pointer
+     * to a zero-byte block instead of NULL; likewise sizeof(chunk) + size can
+     * wrap. Repro: struct mr_arena a = MR_ARENA_INIT; mr_arena_alloc(&a,
+     * SIZE_MAX - 8) != NULL   */
     void *p1 = mr_arena_alloc(&a, SIZE_MAX - 8);
     void *p2 = mr_arena_alloc(&a, SIZE_MAX);
     mr_arena_release(&a);
@@ -469,7 +477,7 @@ static void test_mrn_format(void **state)
     assert_true(mr_mrn_valid(m));
 
     assert_false(mr_mrn_valid(""));
-    assert_false(mr_mrn_valid("0000000"));  /* 7 digits: too short */
+    assert_false(mr_mrn_valid("0000000")); /* 7 digits: too short */
     assert_false(mr_mrn_valid("1000000a"));
     assert_false(mr_mrn_valid(" 10000000"));
     assert_false(mr_mrn_valid("0000000000000000000000")); /* 22 */

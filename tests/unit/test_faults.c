@@ -77,8 +77,7 @@ static int64_t count(struct fx *f, const char *sql)
     sqlite3_stmt *st;
     int64_t n = -1;
 
-    assert_int_equal(sqlite3_prepare_v2(f->raw, sql, -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(f->raw, sql, -1, &st, NULL), SQLITE_OK);
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -150,12 +149,10 @@ static void test_create_faults(void **state)
         }
         mr_result_release(&res);
         check_db(f, n);
-        if (count(f, "SELECT count(*) FROM resource WHERE deleted = 0") !=
-            ok)
+        if (count(f, "SELECT count(*) FROM resource WHERE deleted = 0") != ok)
             fail_msg("fault at %ld (%s): %lld resources, %ld successes", n,
                      mr_errname(err),
-                     (long long)count(f, "SELECT count(*) FROM resource"),
-                     ok);
+                     (long long)count(f, "SELECT count(*) FROM resource"), ok);
         assert_int_equal(count(f, "SELECT count(*) FROM audit WHERE "
                                   "action = 'create'"),
                          ok);
@@ -181,8 +178,8 @@ static void test_update_faults(void **state)
     mr_result_init(&res);
     const char *v1 = "{\"resourceType\":\"Patient\",\"name\":[{"
                      "\"family\":\"Update\"}]}";
-    assert_int_equal(mr_records_create(f->r, &ACTOR, "Patient", v1,
-                                       strlen(v1), NULL, 0, &res, &d),
+    assert_int_equal(mr_records_create(f->r, &ACTOR, "Patient", v1, strlen(v1),
+                                       NULL, 0, &res, &d),
                      MR_OK);
     snprintf(id, sizeof(id), "%s", res.meta.id);
     j = json_loadb(res.json.ptr, res.json.len, 0, NULL);
@@ -202,19 +199,19 @@ static void test_update_faults(void **state)
         mr_result_init(&res);
         mr_diag_clear(&d);
         arm(n);
-        err = mr_records_update(f->r, &ACTOR, "Patient", id, json,
-                                strlen(json), 0, "fault", &res, &d);
+        err = mr_records_update(f->r, &ACTOR, "Patient", id, json, strlen(json),
+                                0, "fault", &res, &d);
         hit = disarm();
         if (err == MR_OK) {
             ok++;
             assert_int_equal(res.meta.version, 1 + ok);
-            /* Regression test (bug found by this test, now fixed): fill_result() copies the stored JSON into res->json
-             * after the commit and, when that allocation fails, resets it
-             * and still returns MR_OK: the caller gets a success with an
-             * empty resource (an HTTP adapter would send 200 with no
-             * body). Repro: create a Patient, then
-             * mr_alloc_fail_after(5); mr_records_update(...) -> MR_OK with
-             * res.json.len == 0 (n depends on buffer reuse; the loop
+            /* Regression test (bug found by this test, now fixed):
+             * fill_result() copies the stored JSON into res->json after the
+             * commit and, when that allocation fails, resets it and still
+             * returns MR_OK: the caller gets a success with an empty resource
+             * (an HTTP adapter would send 200 with no body). Repro: create a
+             * Patient, then mr_alloc_fail_after(5); mr_records_update(...) ->
+             * MR_OK with res.json.len == 0 (n depends on buffer reuse; the loop
              * finds it). Same code path in mr_records_create. */
             if (res.json.len == 0 && empty_at < 0)
                 empty_at = n;
@@ -236,8 +233,7 @@ static void test_update_faults(void **state)
 
     /* The current version still has its MRN. */
     mr_result_init(&res);
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res,
-                                     &d),
+    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res, &d),
                      MR_OK);
     json_t *cur = json_loadb(res.json.ptr, res.json.len, 0, NULL);
     assert_non_null(cur);
@@ -268,31 +264,30 @@ static void test_duplicate_check_faults(void **state)
     for (n = 0; n < MAX_N && hit; n++) {
         enum mr_err err;
         arm(n);
-        err = mr_records_create(f->r, &ACTOR, "Patient", ana, strlen(ana),
-                                NULL, 0, NULL, &d);
+        err = mr_records_create(f->r, &ACTOR, "Patient", ana, strlen(ana), NULL,
+                                0, NULL, &d);
         hit = disarm();
         if (err == MR_OK)
             fail_msg("fault at %ld: duplicate registered", n);
-        /* Regression test (bug found by this test, now fixed): find_duplicate() treats any error of mr_text_fold or
-         * mr_query_add (including MR_ENOMEM) as "cannot be compared" and
-         * returns MR_OK, so the create goes on without a duplicate check.
-         * With this hook every later allocation fails too, so the create
-         * still fails further on (in the JSON splice: "cannot store the
-         * resource"), but a transient allocation failure registers a
-         * duplicate. Repro: register Ana; mr_alloc_fail_after(0);
-         * create Ana again -> MR_ENOMEM "Patient: cannot store the
-         * resource: out of memory", i.e. the write path was entered after
-         * the duplicate check failed. */
-        if (err == MR_ENOMEM &&
-            strstr(d.msg, "cannot store the resource") && skipped_at < 0)
+        /* Regression test (bug found by this test, now fixed): find_duplicate()
+         * treats any error of mr_text_fold or mr_query_add (including
+         * MR_ENOMEM) as "cannot be compared" and returns MR_OK, so the create
+         * goes on without a duplicate check. With this hook every later
+         * allocation fails too, so the create still fails further on (in the
+         * JSON splice: "cannot store the resource"), but a transient allocation
+         * failure registers a duplicate. Repro: register Ana;
+         * mr_alloc_fail_after(0); create Ana again -> MR_ENOMEM "Patient:
+         * cannot store the resource: out of memory", i.e. the write path was
+         * entered after the duplicate check failed. */
+        if (err == MR_ENOMEM && strstr(d.msg, "cannot store the resource") &&
+            skipped_at < 0)
             skipped_at = n;
         check_db(f, n);
         assert_int_equal(count(f, "SELECT count(*) FROM resource"), 1);
     }
     assert_false(hit);
     if (skipped_at >= 0)
-        fail_msg("fault at %ld: duplicate check skipped on ENOMEM",
-                 skipped_at);
+        fail_msg("fault at %ld: duplicate check skipped on ENOMEM", skipped_at);
 }
 
 struct nrows {
@@ -337,8 +332,8 @@ static void test_search_and_read_faults(void **state)
         enum mr_err err;
         arm(n);
         err = mr_records_search(f->r, &ACTOR, "Patient",
-                                "name=sea&birthdate=ge1990&_count=10",
-                                rows_cb, &r, &total, &d);
+                                "name=sea&birthdate=ge1990&_count=10", rows_cb,
+                                &r, &total, &d);
         hit = disarm();
         if (err == MR_OK) {
             assert_int_equal(total, 3);

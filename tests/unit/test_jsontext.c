@@ -39,8 +39,8 @@ static void splice_is(const char *in, const char *over, const char *want)
     if (err)
         fail_msg("splice(%s): %s", in, mr_errname(err));
     if (strcmp(b.ptr, want))
-        fail_msg("splice(%s, %s)\n got  %s\n want %s", in,
-                 over ? over : "NULL", b.ptr, want);
+        fail_msg("splice(%s, %s)\n got  %s\n want %s", in, over ? over : "NULL",
+                 b.ptr, want);
     /* Always valid JSON. */
     json_t *j = json_loads(b.ptr, JSON_REJECT_DUPLICATES, NULL);
     if (!j)
@@ -67,14 +67,15 @@ static void test_minify_strings_exact(void **state)
 {
     (void)state;
     minify_is("{ \"k\" : \"a  b\\tc\" }", "{\"k\":\"a  b\\tc\"}");
-    minify_is("[ \"say \\\"hi\\\" \" , \"x\" ]",
-              "[\"say \\\"hi\\\" \",\"x\"]");
+    minify_is("[ \"say \\\"hi\\\" \" , \"x\" ]", "[\"say \\\"hi\\\" \",\"x\"]");
     minify_is("[\"back\\\\\" , \"slash\\\\\\\"q\"]",
               "[\"back\\\\\",\"slash\\\\\\\"q\"]");
     minify_is("[ \"\\u00e9\\u0020\\uD83D\\uDE00\" ]",
               "[\"\\u00e9\\u0020\\uD83D\\uDE00\"]");
-    minify_is("[ \"Mu\xc3\xb1oz  Garc\xc3\xad" "a\" ]",
-              "[\"Mu\xc3\xb1oz  Garc\xc3\xad" "a\"]");
+    minify_is("[ \"Mu\xc3\xb1oz  Garc\xc3\xad"
+              "a\" ]",
+              "[\"Mu\xc3\xb1oz  Garc\xc3\xad"
+              "a\"]");
     minify_is("{ \"a b\" : \" { [ , ] } \" }", "{\"a b\":\" { [ , ] } \"}");
     minify_is("[\"\\/\", \"\\n\\r\\b\\f\"]", "[\"\\/\",\"\\n\\r\\b\\f\"]");
 }
@@ -173,16 +174,16 @@ static void test_splice_keys_with_escapes(void **state)
 {
     (void)state;
     /* Escaped quotes and backslashes in keys are copied as they are. */
-    splice_is("{ \"a\\\"b\" : 1 , \"c\\\\\" : \"}\" , \"d\" : 2 }",
-              "{\"d\":3}", "{\"a\\\"b\":1,\"c\\\\\":\"}\",\"d\":3}");
+    splice_is("{ \"a\\\"b\" : 1 , \"c\\\\\" : \"}\" , \"d\" : 2 }", "{\"d\":3}",
+              "{\"a\\\"b\":1,\"c\\\\\":\"}\",\"d\":3}");
     splice_is("{\"k\\u00e9y\":\"v\"}", NULL, "{\"k\\u00e9y\":\"v\"}");
 }
 
 static void test_splice_escaped_lead_key(void **state)
 {
     struct mr_buf b = MR_BUF_INIT(1 << 20);
-    json_t *o = json_pack("{s:s,s:{s:s}}", "id", "good", "meta",
-                          "versionId", "1");
+    json_t *o =
+        json_pack("{s:s,s:{s:s}}", "id", "good", "meta", "versionId", "1");
     /* "\u0069d" is the key "id" once decoded, "\u006deta" is "meta". */
     const char *in = "{\"resourceType\":\"Patient\",\"\\u0069d\":\"evil\","
                      "\"\\u006deta\":{\"versionId\":\"999\"}}";
@@ -191,13 +192,13 @@ static void test_splice_escaped_lead_key(void **state)
     (void)state;
 
     assert_int_equal(mr_json_splice(in, strlen(in), o, &b), MR_OK);
-    /* Regression test (bug found by this test, now fixed): key_is() compares raw key bytes, so a member whose key is
-     * spelled with \u escapes is not recognised as id/meta: it is neither
-     * replaced nor dropped, and the output carries two "id" (and two
-     * "meta") members. jansson keeps the last one when reading, so the
-     * stored resource says id "evil" and versionId "999" while the store
-     * row says otherwise, and re-import (JSON_REJECT_DUPLICATES) fails.
-     * Repro: mr_json_splice(
+    /* Regression test (bug found by this test, now fixed): key_is() compares
+     * raw key bytes, so a member whose key is spelled with \u escapes is not
+     * recognised as id/meta: it is neither replaced nor dropped, and the output
+     * carries two "id" (and two "meta") members. jansson keeps the last one
+     * when reading, so the stored resource says id "evil" and versionId "999"
+     * while the store row says otherwise, and re-import
+     * (JSON_REJECT_DUPLICATES) fails. Repro: mr_json_splice(
      *   {"resourceType":"Patient","\u0069d":"evil"}, over {"id":"good"})
      *   -> {"resourceType":"Patient","id":"good","\u0069d":"evil"} */
     char got[512];
@@ -206,8 +207,7 @@ static void test_splice_escaped_lead_key(void **state)
     json_decref(o);
     mr_buf_release(&b);
     if (!j)
-        fail_msg("duplicate members in splice output: %s (%s)", got,
-                 je.text);
+        fail_msg("duplicate members in splice output: %s (%s)", got, je.text);
     int good = !strcmp(json_string_value(json_object_get(j, "id")), "good");
     json_decref(j);
     assert_true(good);
@@ -231,9 +231,8 @@ static void test_splice_errors(void **state)
     /* More members than the splice handles: a clear error. */
     assert_int_equal(mr_buf_addc(&big, '{'), MR_OK);
     for (i = 0; i < 600; i++)
-        assert_int_equal(mr_buf_addf(&big, "%s\"k%zu\":%zu", i ? "," : "",
-                                     i, i),
-                         MR_OK);
+        assert_int_equal(
+            mr_buf_addf(&big, "%s\"k%zu\":%zu", i ? "," : "", i, i), MR_OK);
     assert_int_equal(mr_buf_addc(&big, '}'), MR_OK);
     mr_buf_reset(&b);
     assert_int_equal(mr_json_splice(big.ptr, big.len, NULL, &b), MR_ETOOBIG);
@@ -250,8 +249,8 @@ static void test_splice_errors(void **state)
 static void test_splice_alloc_failures(void **state)
 {
     const char *in = pretty;
-    json_t *o = json_pack("{s:s,s:{s:s},s:[i]}", "id", "x", "meta",
-                          "versionId", "1", "extra", 1);
+    json_t *o = json_pack("{s:s,s:{s:s},s:[i]}", "id", "x", "meta", "versionId",
+                          "1", "extra", 1);
     long n;
     int ok = 0;
     (void)state;

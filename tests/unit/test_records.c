@@ -133,18 +133,17 @@ static enum mr_err create(struct mr_records *r, const char *type,
                           struct mr_diag *d)
 {
     mr_diag_clear(d);
-    return mr_records_create(r, &ACTOR, type, json, strlen(json), "test",
-                             flags, res, d);
+    return mr_records_create(r, &ACTOR, type, json, strlen(json), "test", flags,
+                             res, d);
 }
 
 static json_t *parse(const struct mr_result *res)
 {
     json_error_t je;
-    json_t *j = json_loadb(res->json.ptr, res->json.len,
-                           JSON_REJECT_DUPLICATES, &je);
+    json_t *j =
+        json_loadb(res->json.ptr, res->json.len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        fail_msg("stored JSON does not parse: %s (%s)", je.text,
-                 res->json.ptr);
+        fail_msg("stored JSON does not parse: %s (%s)", je.text, res->json.ptr);
     return j;
 }
 
@@ -199,8 +198,7 @@ static void test_create_patient_mrn(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(j, "meta"), "versionId")),
                         "1");
-    assert_non_null(json_object_get(json_object_get(j, "meta"),
-                                    "lastUpdated"));
+    assert_non_null(json_object_get(json_object_get(j, "meta"), "lastUpdated"));
     const char *mrn = mr_patient_mrn(j);
     assert_non_null(mrn);
     assert_true(mr_mrn_valid(mrn));
@@ -210,12 +208,12 @@ static void test_create_patient_mrn(void **state)
     /* The MRN identifier has the MR type. */
     json_t *ids = json_object_get(j, "identifier");
     assert_int_equal(json_array_size(ids), 1);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(ids, 0), "system")),
-                        MR_MRN_SYSTEM);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(ids, 0), "system")),
+        MR_MRN_SYSTEM);
     /* The client's bytes are kept: resourceType first, then id, meta. */
-    assert_memory_equal(res.json.ptr, "{\"resourceType\":\"Patient\",\"id\":",
-                        31);
+    assert_memory_equal(res.json.ptr,
+                        "{\"resourceType\":\"Patient\",\"id\":", 31);
     assert_non_null(strstr(res.json.ptr, "\"+1 555 010 0199\""));
     json_decref(j);
 
@@ -332,9 +330,8 @@ static void test_patient_by_mrn(void **state)
     /* Valid but unassigned MRN: NOTFOUND, audited. */
     char unused[24];
     mr_mrn_format(MR_MRN_START + 500, unused);
-    assert_int_equal(
-        mr_records_patient_by_mrn(f->r, &ACTOR, unused, &res, &d),
-        MR_ENOTFOUND);
+    assert_int_equal(mr_records_patient_by_mrn(f->r, &ACTOR, unused, &res, &d),
+                     MR_ENOTFOUND);
     a = audit_log(f->r, NULL);
     assert_string_equal(a.outcome, "NOTFOUND");
 
@@ -454,25 +451,23 @@ static void test_delete_read_history_audit(void **state)
     mr_result_init(&res);
     n0 = audit_count(f->r);
 
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res,
-                                     &d),
+    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res, &d),
                      MR_OK);
     a = audit_log(f->r, NULL);
     assert_int_equal(a.n, n0 + 1);
     assert_string_equal(a.action, "read");
     assert_string_equal(a.outcome, "ok");
 
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 1, &res,
-                                     &d),
+    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 1, &res, &d),
                      MR_OK);
     a = audit_log(f->r, NULL);
     assert_int_equal(a.n, n0 + 2);
     assert_string_equal(a.action, "vread");
 
     /* A missing id: NOTFOUND, audited with that outcome. */
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", "nothere", 0,
-                                     &res, &d),
-                     MR_ENOTFOUND);
+    assert_int_equal(
+        mr_records_read(f->r, &ACTOR, "Patient", "nothere", 0, &res, &d),
+        MR_ENOTFOUND);
     a = audit_log(f->r, NULL);
     assert_int_equal(a.n, n0 + 3);
     assert_string_equal(a.action, "read");
@@ -487,20 +482,17 @@ static void test_delete_read_history_audit(void **state)
     assert_string_equal(a.action, "delete");
     assert_string_equal(a.outcome, "ok");
 
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res,
-                                     &d),
+    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", id, 0, &res, &d),
                      MR_EGONE);
     a = audit_log(f->r, NULL);
     assert_int_equal(a.n, n0 + 5);
     assert_string_equal(a.outcome, "GONE");
-    assert_int_equal(mr_records_delete(f->r, &ACTOR, "Patient", id, 0, NULL,
-                                       &d),
-                     MR_EGONE);
+    assert_int_equal(
+        mr_records_delete(f->r, &ACTOR, "Patient", id, 0, NULL, &d), MR_EGONE);
     assert_int_equal(audit_count(f->r), n0 + 5);
 
-    assert_int_equal(mr_records_history(f->r, &ACTOR, "Patient", id, hcb, &h,
-                                        &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_records_history(f->r, &ACTOR, "Patient", id, hcb, &h, &d), MR_OK);
     assert_int_equal(h.n, 2);
     assert_int_equal(h.first, 2);
     a = audit_log(f->r, NULL);
@@ -508,8 +500,8 @@ static void test_delete_read_history_audit(void **state)
     assert_string_equal(a.action, "history");
 
     int64_t total = -1;
-    assert_int_equal(mr_records_search(f->r, &ACTOR, "Patient", "name=riv",
-                                       hcb, &h, &total, &d),
+    assert_int_equal(mr_records_search(f->r, &ACTOR, "Patient", "name=riv", hcb,
+                                       &h, &total, &d),
                      MR_OK);
     assert_int_equal(total, 0);
     a = audit_log(f->r, NULL);
@@ -519,8 +511,7 @@ static void test_delete_read_history_audit(void **state)
 
     /* No actor: denied, not audited. */
     struct mr_actor nobody = {NULL, NULL, NULL};
-    assert_int_equal(mr_records_read(f->r, &nobody, "Patient", id, 0, &res,
-                                     &d),
+    assert_int_equal(mr_records_read(f->r, &nobody, "Patient", id, 0, &res, &d),
                      MR_EDENIED);
     assert_int_equal(audit_count(f->r), n0 + 7);
     mr_result_release(&res);
@@ -542,21 +533,26 @@ static void test_bad_inputs_change_nothing(void **state)
         {"Patient", "{\"resourceType\":\"Patient\",", MR_EJSON},
         {"Patient", "", MR_EJSON},
         {"Patient", "[1,2]", MR_EINVALID},
-        {"Patient", "{\"resourceType\":\"Observation\",\"status\":\"final\","
-                    "\"code\":{\"text\":\"x\"}}",
+        {"Patient",
+         "{\"resourceType\":\"Observation\",\"status\":\"final\","
+         "\"code\":{\"text\":\"x\"}}",
          MR_EINVALID},
-        {"Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
-                    "\"A\"}],\"favouriteColour\":\"blue\"}",
+        {"Patient",
+         "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+         "\"A\"}],\"favouriteColour\":\"blue\"}",
          MR_EINVALID},
-        {"Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
-                    "\"A\"}],\"birthDate\":\"2999-01-01\"}",
+        {"Patient",
+         "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+         "\"A\"}],\"birthDate\":\"2999-01-01\"}",
          MR_EINVALID},
-        {"Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
-                    "\"A\"}],\"telecom\":[{\"system\":\"phone\",\"value\":"
-                    "\"call me\"}]}",
+        {"Patient",
+         "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+         "\"A\"}],\"telecom\":[{\"system\":\"phone\",\"value\":"
+         "\"call me\"}]}",
          MR_EINVALID},
-        {"Patient", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
-                    "\"A\"}],\"name\":[]}",
+        {"Patient",
+         "{\"resourceType\":\"Patient\",\"name\":[{\"family\":"
+         "\"A\"}],\"name\":[]}",
          MR_EJSON},
         {"Patient", "{\"resourceType\":\"Patient\"}", MR_EINVALID},
         {"NoSuchType", "{\"resourceType\":\"NoSuchType\"}", MR_EINVALID},
@@ -568,16 +564,15 @@ static void test_bad_inputs_change_nothing(void **state)
     n0++; /* the export's own entry */
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        enum mr_err err = create(f->r, cases[i].type, cases[i].json, 0,
-                                 NULL, &d);
+        enum mr_err err =
+            create(f->r, cases[i].type, cases[i].json, 0, NULL, &d);
         if (err != cases[i].want)
             fail_msg("case %zu: %s, want %s (%s)", i, mr_errname(err),
                      mr_errname(cases[i].want), mr_diag_msg(&d));
         assert_true(d.msg[0] != '\0');
         /* As an update of the existing patient, too. */
-        err = mr_records_update(f->r, &ACTOR, cases[i].type, id,
-                                cases[i].json, strlen(cases[i].json), 0,
-                                NULL, NULL, &d);
+        err = mr_records_update(f->r, &ACTOR, cases[i].type, id, cases[i].json,
+                                strlen(cases[i].json), 0, NULL, NULL, &d);
         assert_int_not_equal(err, MR_OK);
         assert_int_equal(audit_count(f->r), n0);
     }
@@ -585,14 +580,15 @@ static void test_bad_inputs_change_nothing(void **state)
     /* Too big: refused before parsing. */
     size_t big = MR_MAX_RESOURCE_BYTES + 100;
     char *s = malloc(big + 1);
-    int k = snprintf(s, big, "{\"resourceType\":\"Patient\",\"name\":[{"
-                             "\"family\":\"A\"}],\"gender\":\"male\"");
+    int k = snprintf(s, big,
+                     "{\"resourceType\":\"Patient\",\"name\":[{"
+                     "\"family\":\"A\"}],\"gender\":\"male\"");
     memset(s + k, ' ', big - (size_t)k - 1);
     s[big - 1] = '}';
     s[big] = '\0';
     assert_int_equal(create(f->r, "Patient", s, 0, NULL, &d), MR_ETOOBIG);
-    assert_int_equal(mr_records_update(f->r, &ACTOR, "Patient", id, s, big,
-                                       0, NULL, NULL, &d),
+    assert_int_equal(mr_records_update(f->r, &ACTOR, "Patient", id, s, big, 0,
+                                       NULL, NULL, &d),
                      MR_ETOOBIG);
     free(s);
 
@@ -664,8 +660,7 @@ static void test_export_import_roundtrip(void **state)
 
     struct mr_buf report = MR_BUF_INIT(4096);
     int schema = 0;
-    assert_int_equal(mr_records_check(r2, &ACTOR, &report, &schema, &d),
-                     MR_OK);
+    assert_int_equal(mr_records_check(r2, &ACTOR, &report, &schema, &d), MR_OK);
     assert_int_equal(schema, MR_STORE_SCHEMA_VERSION);
     mr_buf_release(&report);
     mr_records_close(r2);
@@ -690,19 +685,19 @@ static void test_import_mrn_sequence(void **state)
     fp = tmpfile();
     fputs(e1, fp);
     rewind(fp);
-    assert_int_equal(mr_records_import(r2, &ACTOR, fp, "e1.ndjson", 10, NULL,
-                                       NULL, &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_records_import(r2, &ACTOR, fp, "e1.ndjson", 10, NULL, NULL, &d),
+        MR_OK);
     fclose(fp);
     free(e1);
 
-    /* Regression test (bug found by this test, now fixed): import keeps the MRNs of imported patients but does not move
-     * the "mrn" sequence past them, so the next registration in the new
-     * database is given an MRN already in use, and look-up by that MRN
-     * then fails with MR_ECORRUPT ("assigned to more than one patient").
-     * Repro: create a Patient in db A (MRN 10000004), export A, import
-     * into a fresh db B, create any other Patient in B: it also gets
-     * 10000004. */
+    /* Regression test (bug found by this test, now fixed): import keeps the
+     * MRNs of imported patients but does not move the "mrn" sequence past them,
+     * so the next registration in the new database is given an MRN already in
+     * use, and look-up by that MRN then fails with MR_ECORRUPT ("assigned to
+     * more than one patient"). Repro: create a Patient in db A (MRN 10000004),
+     * export A, import into a fresh db B, create any other Patient in B: it
+     * also gets 10000004. */
     register_patient(r2, BEN, id2, mrn2);
     mr_result_init(&res);
     enum mr_err err = mr_records_patient_by_mrn(r2, &ACTOR, mrn, &res, &d);
@@ -750,9 +745,8 @@ static void test_import_stops_at_bad_line(void **state)
     /* Imported patients without an MRN get one. */
     struct mr_result res;
     mr_result_init(&res);
-    assert_int_equal(mr_records_read(f->r, &ACTOR, "Patient", "imp-1", 0,
-                                     &res, &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_records_read(f->r, &ACTOR, "Patient", "imp-1", 0, &res, &d), MR_OK);
     json_t *j = parse(&res);
     assert_non_null(mr_patient_mrn(j));
     assert_true(mr_mrn_valid(mr_patient_mrn(j)));
@@ -777,12 +771,13 @@ static void test_client_supplied_mrn(void **state)
              MR_MRN_SYSTEM, mrn);
     err = create(f->r, "Patient", json, 0, NULL, &d);
     (void)err;
-    /* Regression test (bug found by this test, now fixed): mr_records_create keeps an MRN-system identifier supplied by
-     * the client (mr_patient_mrn(root) != NULL skips assignment) without
-     * checking its check digit or that it is free, so two patients share
-     * one MRN and mr_records_patient_by_mrn answers MR_ECORRUPT ("MRN ...
-     * is assigned to more than one patient"). The same goes for an update
-     * that changes the MRN. Repro: register A (MRN m); create Patient
+    /* Regression test (bug found by this test, now fixed): mr_records_create
+     * keeps an MRN-system identifier supplied by the client
+     * (mr_patient_mrn(root) != NULL skips assignment) without checking its
+     * check digit or that it is free, so two patients share one MRN and
+     * mr_records_patient_by_mrn answers MR_ECORRUPT ("MRN ... is assigned to
+     * more than one patient"). The same goes for an update that changes the
+     * MRN. Repro: register A (MRN m); create Patient
      * {"name":[{"family":"Other"}],"identifier":[{"system":
      * "urn:medrec:mrn","value":m}]} -> MR_OK; patient_by_mrn(m) ->
      * MR_ECORRUPT. Either the create must be refused or B must get its own
@@ -811,11 +806,11 @@ static void test_escaped_id_key(void **state)
 
     mr_result_init(&res);
     assert_int_equal(create(f->r, "Patient", in, 0, &res, &d), MR_OK);
-    /* Regression test (bug found by this test, now fixed): the JSON splice does not recognise a key spelled "\u0069d" as
-     * "id", so the stored resource carries two id members (the assigned
-     * one and "evil"); jansson keeps the last, and an export of this
-     * database cannot be imported (duplicate key). Repro: create a
-     * Patient from {"resourceType":"Patient","\u0069d":"evil",
+    /* Regression test (bug found by this test, now fixed): the JSON splice does
+     * not recognise a key spelled "\u0069d" as "id", so the stored resource
+     * carries two id members (the assigned one and "evil"); jansson keeps the
+     * last, and an export of this database cannot be imported (duplicate key).
+     * Repro: create a Patient from {"resourceType":"Patient","\u0069d":"evil",
      * "name":[{"family":"Escape"}]} and read it back. */
     j = json_loadb(res.json.ptr, res.json.len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
@@ -824,8 +819,8 @@ static void test_escaped_id_key(void **state)
         mr_result_release(&res);
         fail_msg("stored JSON has duplicate members: %s", got);
     }
-    int same = !strcmp(json_string_value(json_object_get(j, "id")),
-                       res.meta.id);
+    int same =
+        !strcmp(json_string_value(json_object_get(j, "id")), res.meta.id);
     json_decref(j);
     mr_result_release(&res);
     assert_true(same);

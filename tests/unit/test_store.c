@@ -70,22 +70,20 @@ static int teardown(void **state)
     return 0;
 }
 
-#define CHECK(call)                                                           \
-    do {                                                                      \
-        struct mr_diag d_;                                                    \
-        mr_diag_clear(&d_);                                                   \
-        enum mr_err e_ = (call);                                              \
-        if (e_)                                                               \
-            fail_msg("%s: %s (%s)", #call, mr_errname(e_),                    \
-                     mr_diag_msg(&d_));                                       \
+#define CHECK(call)                                                            \
+    do {                                                                       \
+        struct mr_diag d_;                                                     \
+        mr_diag_clear(&d_);                                                    \
+        enum mr_err e_ = (call);                                               \
+        if (e_)                                                                \
+            fail_msg("%s: %s (%s)", #call, mr_errname(e_), mr_diag_msg(&d_));  \
     } while (0)
 
 /* Put json (type/id) with index entries extracted from it, in its own
  * transaction; returns the put's error, version in *v. */
 static enum mr_err put_json(struct mr_store *st, const char *type,
-                            const char *id, int64_t expect,
-                            const char *json, int64_t *v,
-                            struct mr_diag *d)
+                            const char *id, int64_t expect, const char *json,
+                            int64_t *v, struct mr_diag *d)
 {
     struct mr_ix ix;
     json_t *j = NULL;
@@ -213,8 +211,7 @@ static void test_open_not_a_db(void **state)
     /* A SQLite file of another program. */
     snprintf(p, sizeof(p), "%s/other.db", f->dir);
     sqlite3 *db = raw(p);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", 0, 0, 0),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", 0, 0, 0), SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(mr_store_open(p, 0, &st, &d), MR_ENOTDB);
     assert_null(st);
@@ -425,11 +422,10 @@ static void test_delete_tombstone_history_vread(void **state)
     int i;
 
     for (i = 0; i < 3; i++)
-        assert_int_equal(put_json(f->st, "Patient", "a",
-                                  i ? i : MR_PUT_NEW, js[i], &v, &d),
-                         MR_OK);
-    assert_int_equal(put_json(f->st, "Patient", "a", 3, NULL, &v, &d),
-                     MR_OK);
+        assert_int_equal(
+            put_json(f->st, "Patient", "a", i ? i : MR_PUT_NEW, js[i], &v, &d),
+            MR_OK);
+    assert_int_equal(put_json(f->st, "Patient", "a", 3, NULL, &v, &d), MR_OK);
     assert_int_equal(v, 4);
 
     assert_int_equal(mr_store_begin(f->st, 0, &d), MR_OK);
@@ -470,15 +466,14 @@ static void test_delete_tombstone_history_vread(void **state)
     assert_string_equal(h.json[3], P1);
 
     /* Delete again: GONE, nothing written. */
-    assert_int_equal(put_json(f->st, "Patient", "a", MR_PUT_ANY, NULL, &v,
-                              &d),
+    assert_int_equal(put_json(f->st, "Patient", "a", MR_PUT_ANY, NULL, &v, &d),
                      MR_EGONE);
     assert_int_equal(nversions(f->st), 4);
     assert_int_equal(nresources(f->st), 0);
     /* Delete of a missing one: NOTFOUND. */
-    assert_int_equal(put_json(f->st, "Patient", "nope", MR_PUT_ANY, NULL, &v,
-                              &d),
-                     MR_ENOTFOUND);
+    assert_int_equal(
+        put_json(f->st, "Patient", "nope", MR_PUT_ANY, NULL, &v, &d),
+        MR_ENOTFOUND);
     assert_int_equal(history_of(f->st, "Patient", "nope", &h), MR_ENOTFOUND);
     mr_buf_release(&b);
 }
@@ -509,8 +504,7 @@ static void test_set_version_and_rollback(void **state)
     assert_int_equal(m.version, 7);
     assert_int_equal(m.ts, 1600000000000LL);
     /* Next update continues from 7. */
-    assert_int_equal(put_json(f->st, "Patient", "imp", 7, P2, &v, &d),
-                     MR_OK);
+    assert_int_equal(put_json(f->st, "Patient", "imp", 7, P2, &v, &d), MR_OK);
     assert_int_equal(v, 8);
 
     /* Rollback discards. */
@@ -520,14 +514,12 @@ static void test_set_version_and_rollback(void **state)
     assert_int_equal(mr_store_put(f->st, &p, &v, &d), MR_OK);
     mr_store_rollback(f->st);
     assert_int_equal(mr_store_begin(f->st, 0, &d), MR_OK);
-    assert_int_equal(mr_store_read(f->st, "Patient", "gone", 0, &m, NULL,
-                                   &d),
+    assert_int_equal(mr_store_read(f->st, "Patient", "gone", 0, &m, NULL, &d),
                      MR_ENOTFOUND);
     mr_store_rollback(f->st);
     assert_int_equal(nversions(f->st), 2);
     /* And the id is free again. */
-    assert_int_equal(put_json(f->st, "Patient", "gone", MR_PUT_NEW, P1, &v,
-                              &d),
+    assert_int_equal(put_json(f->st, "Patient", "gone", MR_PUT_NEW, P1, &v, &d),
                      MR_OK);
     assert_int_equal(v, 1);
 }
@@ -538,8 +530,8 @@ static void test_append_only_triggers(void **state)
     struct mr_diag d;
     int64_t v;
     char *err = NULL;
-    struct mr_audit_entry e = {.ts = 1, .actor = "u", .role = "r",
-                               .action = "read", .outcome = "ok"};
+    struct mr_audit_entry e = {
+        .ts = 1, .actor = "u", .role = "r", .action = "read", .outcome = "ok"};
 
     assert_int_equal(put_json(f->st, "Patient", "a", MR_PUT_NEW, P1, &v, &d),
                      MR_OK);
@@ -663,9 +655,8 @@ static void test_audit(void **state)
     mr_store_rollback(f->st);
 
     memset(&rows, 0, sizeof(rows));
-    assert_int_equal(mr_store_audit_scan(f->st, "Patient/p1", audit_cb,
-                                         &rows, &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_store_audit_scan(f->st, "Patient/p1", audit_cb, &rows, &d), MR_OK);
     assert_int_equal(rows.n, 2);
     assert_string_equal(rows.action[0], "read");
     assert_string_equal(rows.action[1], "history");
@@ -680,9 +671,8 @@ static void test_audit(void **state)
     assert_string_equal(rows.patient[3], "-");
     assert_string_equal(rows.outcome[3], "ok");
     memset(&rows, 0, sizeof(rows));
-    assert_int_equal(mr_store_audit_scan(f->st, "Patient/none", audit_cb,
-                                         &rows, &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_store_audit_scan(f->st, "Patient/none", audit_cb, &rows, &d), MR_OK);
     assert_int_equal(rows.n, 0);
 }
 
@@ -714,8 +704,8 @@ static void load_people(struct fx *f)
     struct mr_diag d;
     int64_t v;
     for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++)
-        if (put_json(f->st, "Patient", people[i].id, MR_PUT_NEW,
-                     people[i].json, &v, &d))
+        if (put_json(f->st, "Patient", people[i].id, MR_PUT_NEW, people[i].json,
+                     &v, &d))
             fail_msg("put %s: %s", people[i].id, mr_diag_msg(&d));
 }
 
@@ -737,8 +727,7 @@ static int ids_cb(void *ctx, const struct mr_version *m, const char *json,
 }
 
 /* Run a search; return the ids found (comma separated) and the total. */
-static const char *search(struct mr_store *st, const char *qs,
-                          int64_t *total)
+static const char *search(struct mr_store *st, const char *qs, int64_t *total)
 {
     static struct ids x;
     struct mr_query q;
@@ -762,11 +751,11 @@ static const char *search(struct mr_store *st, const char *qs,
     return x.s;
 }
 
-#define SEARCH_IS(qs, want)                                                   \
-    do {                                                                      \
-        const char *got_ = search(f->st, qs, NULL);                           \
-        if (strcmp(got_, want))                                               \
-            fail_msg("search %s: got [%s] want [%s]", qs, got_, want);        \
+#define SEARCH_IS(qs, want)                                                    \
+    do {                                                                       \
+        const char *got_ = search(f->st, qs, NULL);                            \
+        if (strcmp(got_, want))                                                \
+            fail_msg("search %s: got [%s] want [%s]", qs, got_, want);         \
     } while (0)
 
 static void test_search(void **state)
@@ -816,8 +805,7 @@ static void test_search(void **state)
 
     assert_string_equal(search(f->st, "_count=2", &total), "p1,p2");
     assert_int_equal(total, 5);
-    assert_string_equal(search(f->st, "_count=2&_offset=2", &total),
-                        "p3,p4");
+    assert_string_equal(search(f->st, "_count=2&_offset=2", &total), "p3,p4");
     assert_int_equal(total, 5);
     assert_string_equal(search(f->st, "_count=2&_offset=4", &total), "p5");
     assert_string_equal(search(f->st, "_count=2&_offset=10", &total), "");
@@ -834,8 +822,7 @@ static void test_search(void **state)
     SEARCH_IS("name=mun", "p1");
     SEARCH_IS("family=baker", "p2");
     SEARCH_IS("gender=male", "p1,p2");
-    assert_int_equal(put_json(f->st, "Patient", "p1", 1, NULL, &v, &d),
-                     MR_OK);
+    assert_int_equal(put_json(f->st, "Patient", "p1", 1, NULL, &v, &d), MR_OK);
     SEARCH_IS("gender=male", "p2");
     assert_string_equal(search(f->st, "", &total), "p2,p3,p4,p5");
     assert_int_equal(total, 4);
@@ -870,8 +857,8 @@ static void test_check(void **state)
     mr_diag_clear(&d);
     assert_int_equal(mr_store_check(f->st, &report, &d), MR_ECORRUPT);
     mr_store_rollback(f->st);
-    assert_non_null(strstr(report.ptr,
-                           "1 resources without their current version"));
+    assert_non_null(
+        strstr(report.ptr, "1 resources without their current version"));
     assert_int_equal(d.code, MR_ECORRUPT);
 
     /* A current version pointing below existing versions. */
