@@ -21,6 +21,7 @@ static const struct command {
     {"export", cmd_export, "write every current resource as FHIR NDJSON"},
     {"import", cmd_import, "read FHIR NDJSON resources into the database"},
     {"check", cmd_check, "check storage integrity and the schema version"},
+    {"serve", cmd_serve, "serve the FHIR R4 API over HTTP"},
 };
 
 static void usage(FILE *f)

@@ -549,6 +549,18 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
                               const char *reason, struct mr_result *res,
                               struct mr_diag *d)
 {
+    return mr_records_put(r, a, type, id, json, len, expect, reason, 0, res,
+                          NULL, d);
+}
+
+enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
+                           const char *type, const char *id, const char *json,
+                           size_t len, int64_t expect, const char *reason,
+                           int flags, struct mr_result *res, int *created,
+                           struct mr_diag *d)
+{
+    int creating = 0;
+    char mrnbuf[24];
     json_t *root = NULL, *old = NULL, *extra = NULL;
     enum mr_err err;
     struct mr_version cur;
@@ -580,6 +592,19 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
     if (err)
         goto out;
     err = mr_store_read(r->st, type, id, 0, &cur, &oldjson, d);
+    if (err == MR_EGONE) {
+        /* Writing a deleted resource brings it back as a new version. */
+        err = MR_OK;
+        mr_buf_reset(&oldjson);
+    } else if (err == MR_ENOTFOUND && (flags & MR_WRITE_UPSERT) &&
+               expect <= 0) {
+        /* Update as create, with the client's id. */
+        err = MR_OK;
+        creating = 1;
+        memset(&cur, 0, sizeof(cur));
+        if (!strcmp(type, "Patient") && !(flags & MR_WRITE_FORCE))
+            err = find_duplicate(r, root, d);
+    }
     if (err)
         goto fail;
     if (expect > 0 && cur.version != expect) {
@@ -590,11 +615,25 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
         goto fail;
     }
     extra = json_object();
-    if (!strcmp(type, "Patient")) {
+    if (creating && !strcmp(type, "Patient")) {
+        if (mr_patient_mrn(root)) {
+            err = mr_diag_set(d, MR_EINVALID,
+                              "Patient.identifier: medical record numbers "
+                              "(%s) are assigned by medrec; remove it",
+                              MR_MRN_SYSTEM);
+            goto fail;
+        }
+        err = new_mrn(r, mrnbuf, d);
+        if (err)
+            goto fail;
+        json_object_set_new(extra, "identifier",
+                            identifiers_with_mrn(root, mrnbuf));
+    } else if (!strcmp(type, "Patient")) {
         /* A medical record number is permanent: keep it even when the
          * new version leaves it out. */
         const char *newmrn = mr_patient_mrn(root);
-        old = json_loadb(oldjson.ptr, oldjson.len, 0, NULL);
+        old = oldjson.len ? json_loadb(oldjson.ptr, oldjson.len, 0, NULL)
+                          : NULL;
         mrn = old ? mr_patient_mrn(old) : NULL;
         if (newmrn && (!mrn || strcmp(newmrn, mrn))) {
             err = mr_diag_set(d, MR_EINVALID,
@@ -614,7 +653,7 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
         goto fail;
     put = (struct mr_put){.type = type,
                           .id = id,
-                          .expect = cur.version,
+                          .expect = creating ? MR_PUT_NEW : cur.version,
                           .json = r->out.ptr,
                           .json_len = r->out.len,
                           .ts = now,
@@ -625,12 +664,15 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
     if (err)
         goto fail;
     patient_of(type, id, root, pref, sizeof(pref));
-    err = audit(r, a, "update", MR_OK, type, id, pref, NULL, reason, d);
+    err = audit(r, a, creating ? "create" : "update", MR_OK, type, id, pref,
+                NULL, reason, d);
     if (!err)
         err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
     err = mr_store_commit(r->st, d);
+    if (!err && created)
+        *created = creating;
     goto out;
 fail:
     mr_store_rollback(r->st);

@@ -51,7 +51,8 @@ void mr_result_init(struct mr_result *res);
 void mr_result_release(struct mr_result *res);
 
 enum mr_write_flags {
-    MR_WRITE_FORCE = 1, /* register even if a possible duplicate exists */
+    MR_WRITE_FORCE = 1,  /* register even if a possible duplicate exists */
+    MR_WRITE_UPSERT = 2, /* update of a missing resource creates it */
 };
 
 /*
@@ -74,6 +75,15 @@ enum mr_err mr_records_update(struct mr_records *r, const struct mr_actor *a,
                               const char *json, size_t len, int64_t expect,
                               const char *reason, struct mr_result *res,
                               struct mr_diag *d) MR_WUR;
+
+/* mr_records_update with flags: MR_WRITE_UPSERT creates type/id when it
+ * does not exist (FHIR update-as-create; *created, if given, says which
+ * happened). Writing a deleted resource makes it current again. */
+enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
+                           const char *type, const char *id, const char *json,
+                           size_t len, int64_t expect, const char *reason,
+                           int flags, struct mr_result *res, int *created,
+                           struct mr_diag *d) MR_WUR;
 
 /* Delete: writes a tombstone version. */
 enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,

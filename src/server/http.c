@@ -1,0 +1,371 @@
+/*
+ * HTTP over libmicrohttpd: an epoll thread pool; each worker thread opens
+ * its own records-service connection (SQLite handles are per thread).
+ * Requests are answered on the handler's second call at the earliest, so
+ * libmicrohttpd keeps the connection alive.
+ */
+#include "core/alloc.h"
+#include "core/time.h"
+#include "server/errmap.h"
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct server {
+    const struct mr_server_config *cfg;
+    char base_host[128];
+    pthread_mutex_t lock;
+    struct mr_records *handles[256]; /* every worker's, closed at exit */
+    unsigned nhandles;
+    FILE *log;
+};
+
+static _Thread_local struct mr_records *tl_records;
+
+struct request {
+    struct mr_buf body;
+    int too_big;
+    double t0;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct mr_records *thread_records(struct server *srv, struct mr_diag *d)
+{
+    struct mr_records *r;
+
+    if (tl_records)
+        return tl_records;
+    if (mr_records_open(srv->cfg->db, 0, &r, d))
+        return NULL;
+    pthread_mutex_lock(&srv->lock);
+    if (srv->nhandles < sizeof(srv->handles) / sizeof(srv->handles[0])) {
+        srv->handles[srv->nhandles++] = r;
+        tl_records = r;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (!tl_records) {
+        mr_records_close(r);
+        mr_diag_set(d, MR_EINTERNAL, "too many worker threads");
+    }
+    return tl_records;
+}
+
+static const char *get_header(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)ctx,
+                                       MHD_HEADER_KIND, name);
+}
+
+struct qctx {
+    struct mr_buf *q;
+    enum mr_err err;
+};
+
+static void add_enc(struct qctx *c, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p;
+
+    for (p = (const unsigned char *)s; !c->err && *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~:|,$", *p)) {
+            c->err = mr_buf_addc(c->q, (char)*p);
+        } else {
+            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            c->err = mr_buf_add(c->q, enc, 3);
+        }
+    }
+}
+
+/* libmicrohttpd hands out decoded arguments; the query parser wants the
+ * encoded form, so encode them again. */
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value)
+{
+    struct qctx *c = cls;
+
+    (void)kind;
+    if (c->q->len && !c->err)
+        c->err = mr_buf_addc(c->q, '&');
+    add_enc(c, key);
+    if (!c->err)
+        c->err = mr_buf_addc(c->q, '=');
+    if (value)
+        add_enc(c, value);
+    return c->err ? MHD_NO : MHD_YES;
+}
+
+static void log_access(struct server *srv, struct MHD_Connection *conn,
+                       const char *method, const struct mr_http_resp *resp,
+                       size_t bytes, double t0)
+{
+    const union MHD_ConnectionInfo *ci;
+    char addr[64] = "-", ts[32];
+
+    if (!srv->log)
+        return;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET,
+                  &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+                  addr, sizeof(addr));
+    mr_time_format(mr_time_now_ms(), ts);
+    /* No query strings, ids or bodies: they can hold health data. */
+    fprintf(srv->log,
+            "{\"ts\":\"%s\",\"client\":\"%s\",\"method\":\"%.16s\","
+            "\"route\":\"%s\",\"status\":%u,\"bytes\":%zu,\"ms\":%.3f}\n",
+            ts, addr, method, resp->route ? resp->route : "-", resp->status,
+            bytes, (now_s() - t0) * 1e3);
+    fflush(srv->log);
+}
+
+static enum MHD_Result send_resp(struct server *srv,
+                                 struct MHD_Connection *conn,
+                                 const char *method, struct mr_http_resp *resp,
+                                 double t0)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    size_t len = resp->body.len;
+
+    r = MHD_create_response_from_buffer(len, resp->body.ptr,
+                                        MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (len || resp->status != 204)
+        MHD_add_response_header(r, "Content-Type",
+                                resp->content_type
+                                    ? resp->content_type
+                                    : "application/fhir+json; charset=utf-8");
+    if (resp->location[0])
+        MHD_add_response_header(r, "Location", resp->location);
+    if (resp->etag[0])
+        MHD_add_response_header(r, "ETag", resp->etag);
+    if (resp->last_modified[0])
+        MHD_add_response_header(r, "Last-Modified", resp->last_modified);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    ret = MHD_queue_response(conn, resp->status, r);
+    MHD_destroy_response(r);
+    log_access(srv, conn, method, resp, len, t0);
+    return ret;
+}
+
+static void error_resp(struct mr_http_resp *resp, enum mr_err err,
+                       const char *msg)
+{
+    resp->status = mr_errmap_http_status(err);
+    mr_buf_reset(&resp->body);
+    if (mr_errmap_outcome(&resp->body, err, NULL, msg))
+        mr_buf_reset(&resp->body);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
+                               const char *url, const char *method,
+                               const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    struct server *srv = cls;
+    struct request *rq = *con_cls;
+    struct mr_http_resp resp;
+    struct mr_http_req req;
+    struct mr_buf query = MR_BUF_INIT(64u << 10);
+    struct qctx qc = {&query, MR_OK};
+    struct mr_diag d;
+    char base[256];
+    enum MHD_Result ret;
+
+    (void)version;
+    if (!rq) {
+        rq = mr_calloc(1, sizeof(*rq));
+        if (!rq)
+            return MHD_NO;
+        mr_buf_init(&rq->body, MR_HTTP_MAX_BODY);
+        rq->t0 = now_s();
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* Past the limit the rest is read and dropped, never kept. */
+        if (!rq->too_big && mr_buf_add(&rq->body, upload, *upload_size)) {
+            rq->too_big = 1;
+            mr_buf_release(&rq->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    memset(&resp, 0, sizeof(resp));
+    mr_buf_init(&resp.body, 256u << 20);
+    resp.status = 500;
+    mr_diag_clear(&d);
+    if (rq->too_big) {
+        resp.route = "-";
+        mr_diag_set(&d, MR_ETOOBIG,
+                    "request body exceeds the limit of %u bytes",
+                    MR_HTTP_MAX_BODY);
+        error_resp(&resp, MR_ETOOBIG, d.msg);
+    } else if (strncmp(url, "/fhir", 5) != 0 ||
+               (url[5] != '/' && url[5] != '\0')) {
+        resp.route = "-";
+        error_resp(&resp, MR_ENOTFOUND,
+                   "no such endpoint; the FHIR API "
+                   "is at /fhir");
+    } else {
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &qc);
+        memset(&req, 0, sizeof(req));
+        req.records = thread_records(srv, &d);
+        if (!req.records) {
+            resp.route = "-";
+            error_resp(&resp, d.code, mr_diag_msg(&d));
+        } else if (qc.err) {
+            resp.route = "-";
+            error_resp(&resp, MR_ETOOBIG, "query string too long");
+        } else {
+            const char *host =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+            snprintf(base, sizeof(base), "http://%s/fhir",
+                     host && strlen(host) < 200 && !strpbrk(host, "\"\\ /")
+                         ? host
+                         : srv->base_host);
+            req.method = method;
+            req.path = url + 5;
+            req.base = base;
+            req.query = query.ptr;
+            req.header = get_header;
+            req.header_ctx = conn;
+            req.body = rq->body.ptr;
+            req.body_len = rq->body.len;
+            /* Until sign-in arrives (security issue) the server acts as
+             * one local service actor; every access is still audited. */
+            req.actor.user = "local-service";
+            req.actor.role = "system";
+            req.actor.source = "http";
+            mr_fhir_handle(&req, &resp);
+        }
+    }
+    ret = send_resp(srv, conn, method, &resp, rq->t0);
+    mr_buf_release(&resp.body);
+    mr_buf_release(&query);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct request *rq = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (!rq)
+        return;
+    mr_buf_release(&rq->body);
+    mr_free(rq);
+    *con_cls = NULL;
+}
+
+static int parse_addr(const char *spec, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(spec, ':');
+    char *end;
+    long port;
+
+    if (!colon || (size_t)(colon - spec) >= sizeof(host))
+        return -1;
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -1;
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        return -1;
+    return 0;
+}
+
+enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
+{
+    struct server srv;
+    struct MHD_Daemon *daemon;
+    struct sockaddr_in sa;
+    const union MHD_DaemonInfo *info;
+    sigset_t set;
+    int sig = 0;
+    unsigned port, i, threads;
+    struct mr_records *probe;
+    char host[64];
+
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = cfg;
+    srv.log = cfg->access_log;
+    pthread_mutex_init(&srv.lock, NULL);
+    if (parse_addr(cfg->http ? cfg->http : "127.0.0.1:8080", &sa))
+        return mr_diag_set(d, MR_EUSAGE,
+                           "--http: \"%s\" is not ADDRESS:PORT (IPv4)",
+                           cfg->http);
+    /* Until authentication and TLS arrive, only loopback is served. */
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127)
+        return mr_diag_set(d, MR_EDENIED,
+                           "--http: only loopback addresses (127.x.x.x) "
+                           "are served until sign-in and TLS are in place");
+    /* Open once up front so a bad database fails here, not per request. */
+    if (mr_records_open(cfg->db, 0, &probe, d))
+        return d->code;
+    mr_records_close(probe);
+
+    /* Workers inherit this mask; the main thread takes the signals. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    threads = cfg->threads ? cfg->threads : 4;
+    daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
+        NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MR_HTTP_MAX_HEADER,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    if (!daemon)
+        return mr_diag_set(d, MR_EIO, "cannot listen on %s",
+                           cfg->http ? cfg->http : "127.0.0.1:8080");
+    info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    port = info ? info->port : ntohs(sa.sin_port);
+    inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
+    snprintf(srv.base_host, sizeof(srv.base_host), "%s:%u", host, port);
+    if (cfg->ready)
+        cfg->ready(cfg->ready_ctx, port);
+
+    while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+        ;
+    /* Stop accepting, let in-flight requests finish, then close. */
+    MHD_quiesce_daemon(daemon);
+    MHD_stop_daemon(daemon);
+    for (i = 0; i < srv.nhandles; i++)
+        mr_records_close(srv.handles[i]);
+    pthread_mutex_destroy(&srv.lock);
+    return MR_OK;
+}
