@@ -309,3 +309,126 @@ done:
     mr_free(mem);
     return err;
 }
+
+/* Find member `name` of the object starting at src[i] ('{'); returns the
+ * index of its value, or len if absent. */
+static size_t member_value(const char *src, size_t len, size_t i,
+                           const char *name, size_t *end)
+{
+    struct member m;
+    size_t j;
+
+    i = skip_ws(src, len, i + 1);
+    while (i < len && src[i] != '}') {
+        if (src[i] != '"')
+            return len;
+        m.key = src + i;
+        j = skip_string(src, len, i);
+        m.keylen = j - i;
+        i = skip_ws(src, len, j);
+        if (i >= len || src[i] != ':')
+            return len;
+        i = skip_ws(src, len, i + 1);
+        j = skip_value(src, len, i);
+        if (key_is(&m, name)) {
+            *end = j;
+            return i;
+        }
+        i = skip_ws(src, len, j);
+        if (i < len && src[i] == ',')
+            i = skip_ws(src, len, i + 1);
+    }
+    return len;
+}
+
+enum mr_err mr_json_bundle_resources(const char *src, size_t len,
+                                     struct mr_span *out, size_t max, size_t *n)
+{
+    size_t i, end = 0, vend = 0, count = 0, v;
+
+    i = skip_ws(src, len, 0);
+    if (i >= len || src[i] != '{')
+        return MR_EJSON;
+    i = member_value(src, len, i, "entry", &end);
+    if (i >= len || src[i] != '[') {
+        *n = 0;
+        return MR_OK;
+    }
+    i = skip_ws(src, len, i + 1);
+    while (i < end && src[i] != ']') {
+        size_t e = skip_value(src, len, i);
+        if (count < max) {
+            out[count].ptr = NULL;
+            out[count].len = 0;
+            if (src[i] == '{') {
+                v = member_value(src, len, i, "resource", &vend);
+                if (v < len) {
+                    out[count].ptr = src + v;
+                    out[count].len = vend - v;
+                }
+            }
+        }
+        count++;
+        i = skip_ws(src, len, e);
+        if (i < len && src[i] == ',')
+            i = skip_ws(src, len, i + 1);
+    }
+    *n = count;
+    return MR_OK;
+}
+
+static enum mr_err add_escaped(struct mr_buf *out, const char *s)
+{
+    enum mr_err err = mr_buf_addc(out, '"');
+
+    for (; !err && *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            err = mr_buf_addc(out, '\\');
+            if (!err)
+                err = mr_buf_addc(out, *s);
+        } else if ((unsigned char)*s < 0x20) {
+            err = mr_buf_addf(out, "\\u%04x", (unsigned char)*s);
+        } else {
+            err = mr_buf_addc(out, *s);
+        }
+    }
+    if (!err)
+        err = mr_buf_addc(out, '"');
+    return err;
+}
+
+enum mr_err
+mr_json_replace_strings(const char *src, size_t len,
+                        const char *(*repl)(void *ctx, const char *s, size_t n),
+                        void *ctx, struct mr_buf *out)
+{
+    size_t i = 0, start;
+    enum mr_err err;
+    const char *r;
+
+    while (i < len) {
+        if (is_ws(src[i])) {
+            i++;
+            continue;
+        }
+        start = i;
+        if (src[i] == '"') {
+            i = skip_string(src, len, i);
+            r = i - start >= 2 ? repl(ctx, src + start + 1, i - start - 2)
+                               : NULL;
+            if (r) {
+                err = add_escaped(out, r);
+                if (err)
+                    return err;
+                continue;
+            }
+        } else {
+            while (i < len && !is_ws(src[i]) && src[i] != '"')
+                i++;
+        }
+        err = mr_buf_add(out, src + start, i - start);
+        if (err)
+            return err;
+    }
+    return MR_OK;
+}

@@ -30,4 +30,31 @@ enum mr_err mr_json_splice(const char *src, size_t len, const json_t *over,
 enum mr_err mr_json_minify(const char *src, size_t len,
                            struct mr_buf *out) MR_WUR;
 
+/* A byte range of JSON text. */
+struct mr_span {
+    const char *ptr;
+    size_t len;
+};
+
+/*
+ * For a Bundle's JSON text, the byte ranges of entry[i].resource (len 0
+ * when an entry has none), in order, at most max of them. *n receives the
+ * number of entries (which may exceed max: the caller refuses that).
+ * MR_EJSON if the text is not an object.
+ */
+enum mr_err mr_json_bundle_resources(const char *src, size_t len,
+                                     struct mr_span *out, size_t max,
+                                     size_t *n) MR_WUR;
+
+/*
+ * Append src minified, with every string value for which repl(ctx, s, n)
+ * (s: the raw bytes between the quotes) returns a non-NULL replacement
+ * written as that replacement (a plain string, JSON-escaped here).
+ * Used to rewrite urn:uuid references inside a transaction.
+ */
+enum mr_err
+mr_json_replace_strings(const char *src, size_t len,
+                        const char *(*repl)(void *ctx, const char *s, size_t n),
+                        void *ctx, struct mr_buf *out) MR_WUR;
+
 #endif

@@ -21,7 +21,27 @@ struct mr_records {
     struct mr_store *st;
     struct mr_ix ix;
     struct mr_buf out; /* stored JSON being built */
+    /* Inside a transaction Bundle the operations share one store
+     * transaction, which the bundle code begins, commits or rolls back. */
+    int in_bundle;
+    const char *next_id; /* id for the next create (bundle POST) */
 };
+
+static enum mr_err tx_begin(struct mr_records *r, struct mr_diag *d)
+{
+    return r->in_bundle ? MR_OK : mr_store_begin(r->st, 1, d);
+}
+
+static enum mr_err tx_commit(struct mr_records *r, struct mr_diag *d)
+{
+    return r->in_bundle ? MR_OK : mr_store_commit(r->st, d);
+}
+
+static void tx_rollback(struct mr_records *r)
+{
+    if (!r->in_bundle)
+        mr_store_rollback(r->st);
+}
 
 void mr_result_init(struct mr_result *res)
 {
@@ -474,7 +494,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
 {
     json_t *root = NULL, *extra = NULL;
     enum mr_err err;
-    char id[MR_ID_LEN + 1], mrn[24], pref[128];
+    char id[65], mrn[24], pref[128];
     int64_t now = mr_time_now_ms(), version = 0;
     int is_patient;
     struct mr_put put;
@@ -487,7 +507,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
     is_patient = !strcmp(type, "Patient");
     if (is_patient && (err = mr_patient_check(root, now, d)))
         goto out;
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err)
         goto out;
     if (is_patient && !(flags & MR_WRITE_FORCE)) {
@@ -495,7 +515,10 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
         if (err)
             goto fail;
     }
-    mr_id_new(id);
+    if (r->next_id)
+        snprintf(id, sizeof(id), "%s", r->next_id);
+    else
+        mr_id_new(id);
     extra = json_object();
     if (is_patient && mr_patient_mrn(root)) {
         err = mr_diag_set(d, MR_EINVALID,
@@ -533,10 +556,10 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
         err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
-    err = mr_store_commit(r->st, d);
+    err = tx_commit(r, d);
     goto out;
 fail:
-    mr_store_rollback(r->st);
+    tx_rollback(r);
 out:
     json_decref(extra);
     json_decref(root);
@@ -588,7 +611,7 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     }
     if (!strcmp(type, "Patient") && (err = mr_patient_check(root, now, d)))
         goto out;
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err)
         goto out;
     err = mr_store_read(r->st, type, id, 0, &cur, &oldjson, d);
@@ -632,8 +655,8 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
         /* A medical record number is permanent: keep it even when the
          * new version leaves it out. */
         const char *newmrn = mr_patient_mrn(root);
-        old = oldjson.len ? json_loadb(oldjson.ptr, oldjson.len, 0, NULL)
-                          : NULL;
+        old =
+            oldjson.len ? json_loadb(oldjson.ptr, oldjson.len, 0, NULL) : NULL;
         mrn = old ? mr_patient_mrn(old) : NULL;
         if (newmrn && (!mrn || strcmp(newmrn, mrn))) {
             err = mr_diag_set(d, MR_EINVALID,
@@ -670,12 +693,12 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
         err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
-    err = mr_store_commit(r->st, d);
+    err = tx_commit(r, d);
     if (!err && created)
         *created = creating;
     goto out;
 fail:
-    mr_store_rollback(r->st);
+    tx_rollback(r);
 out:
     mr_buf_release(&oldjson);
     json_decref(extra);
@@ -701,7 +724,7 @@ enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
 
     if ((err = check_actor(a, d)) || (err = check_type(type, d)))
         return err;
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_put(r->st, &put, &version, d);
@@ -710,10 +733,10 @@ enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
         err = audit(r, a, "delete", MR_OK, type, id, pref, NULL, reason, d);
     }
     if (err) {
-        mr_store_rollback(r->st);
+        tx_rollback(r);
         return err;
     }
-    return mr_store_commit(r->st, d);
+    return tx_commit(r, d);
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -731,9 +754,9 @@ static enum mr_err finish_read(struct mr_records *r, const struct mr_actor *a,
 
     err = audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
     if (!err)
-        err = mr_store_commit(r->st, &ad);
+        err = tx_commit(r, &ad);
     else
-        mr_store_rollback(r->st);
+        tx_rollback(r);
     if (err) {
         /* Without its audit entry the read did not happen. */
         if (d)
@@ -756,7 +779,7 @@ enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_read(r->st, type, id, version, &res->meta, &res->json, d);
@@ -826,7 +849,7 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
         return err;
     }
     q.count = 2;
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err) {
         mr_query_release(&q);
         return err;
@@ -859,7 +882,7 @@ enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_history(r->st, type, id, cb, ctx, d);
@@ -888,7 +911,7 @@ enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
         mr_query_release(&q);
         return err;
     }
-    err = mr_store_begin(r->st, 1, d);
+    err = tx_begin(r, d);
     if (!err) {
         err = mr_store_search(r->st, &q, cb, ctx, total, d);
         err = finish_read(r, a, "search", err, type, NULL, NULL, query, d);
@@ -1201,5 +1224,480 @@ enum mr_err mr_records_audit_scan(struct mr_records *r,
         return err;
     err = mr_store_audit_scan(r->st, patient, cb, ctx, d);
     mr_store_rollback(r->st);
+    return err;
+}
+
+/* ---- batch and transaction Bundles ------------------------------------ */
+
+struct plan {
+    const char *method; /* POST, PUT, DELETE, GET */
+    char type[64];
+    char id[65];
+    const char *url;
+    const char *full_url;
+    const char *if_none_exist;
+    const char *if_match;
+    struct mr_span res;
+    /* results */
+    unsigned status;
+    int64_t version;
+    int64_t ts;
+    int skipped; /* conditional create matched an existing resource */
+    char msg[512];
+};
+
+struct urlmap {
+    const char *from;
+    char to[140];
+};
+
+struct bundle_ctx {
+    struct mr_records *r;
+    const struct mr_actor *a;
+    struct urlmap *map;
+    size_t nmap;
+    struct mr_arena arena;
+    enum mr_err err;
+    struct mr_diag *d;
+};
+
+static int urlmap_cmp(const void *x, const void *y)
+{
+    return strcmp(((const struct urlmap *)x)->from,
+                  ((const struct urlmap *)y)->from);
+}
+
+struct ref_ctx {
+    char ref[140];
+    int n;
+};
+
+static int first_id_cb(void *ctx, const struct mr_version *m, const char *json,
+                       size_t len)
+{
+    struct ref_ctx *c = ctx;
+
+    (void)json;
+    (void)len;
+    if (c->n++ == 0)
+        snprintf(c->ref, sizeof(c->ref), "%s/%s", m->type, m->id);
+    return 0;
+}
+
+/* Resolve "Type?query" to the one matching "Type/id" (or NULL with
+ * b->err set). Runs inside the bundle's transaction. */
+static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
+                                       size_t n)
+{
+    char type[64], *ref;
+    const char *q = memchr(s, '?', n);
+    struct mr_query query;
+    struct ref_ctx c = {"", 0};
+    enum mr_err err;
+
+    if (!q || (size_t)(q - s) >= sizeof(type))
+        return NULL;
+    memcpy(type, s, (size_t)(q - s));
+    type[q - s] = '\0';
+    if (!mr_fhir_is_resource_type(type))
+        return NULL;
+    err = mr_query_parse(&query, type, q + 1, n - (size_t)(q - s) - 1, b->d);
+    if (!err) {
+        query.count = 2;
+        err = mr_store_search(b->r->st, &query, first_id_cb, &c, NULL, b->d);
+    }
+    mr_query_release(&query);
+    if (!err && c.n != 1)
+        err = mr_diag_set(b->d, c.n ? MR_ECONFLICT : MR_ENOTFOUND,
+                          "conditional reference \"%.*s\" matches %d "
+                          "resources; it must match exactly one",
+                          (int)n, s, c.n);
+    if (err) {
+        b->err = err;
+        return NULL;
+    }
+    ref = mr_arena_strdup(&b->arena, c.ref);
+    if (!ref)
+        b->err = MR_ENOMEM;
+    return ref;
+}
+
+static const char *bundle_repl(void *ctx, const char *s, size_t n)
+{
+    struct bundle_ctx *b = ctx;
+    struct urlmap key, *hit;
+    char buf[256];
+
+    if (b->err)
+        return NULL;
+    if (n > 9 && !memcmp(s, "urn:uuid:", 9) && n < sizeof(buf)) {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        key.from = buf;
+        hit = bsearch(&key, b->map, b->nmap, sizeof(*b->map), urlmap_cmp);
+        return hit ? hit->to : NULL;
+    }
+    /* A conditional reference: "Patient?identifier=...". */
+    if (n > 2 && s[0] >= 'A' && s[0] <= 'Z' && memchr(s, '?', n) &&
+        !memchr(s, ' ', n) && !memchr(s, '\\', n))
+        return resolve_conditional(b, s, n);
+    return NULL;
+}
+
+static const char *status_text(unsigned st)
+{
+    switch (st) {
+    case 200:
+        return "200 OK";
+    case 201:
+        return "201 Created";
+    case 204:
+        return "204 No Content";
+    default:
+        return NULL;
+    }
+}
+
+/* Order of processing within a transaction (FHIR 3.1.0.11.2). */
+static int method_rank(const char *m)
+{
+    if (!strcmp(m, "DELETE"))
+        return 0;
+    if (!strcmp(m, "POST"))
+        return 1;
+    if (!strcmp(m, "PUT"))
+        return 2;
+    return 3;
+}
+
+static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
+                              struct mr_diag *d)
+{
+    const json_t *rq = json_object_get(e, "request");
+    const char *url, *slash;
+
+    p->method = json_string_value(json_object_get(rq, "method"));
+    url = json_string_value(json_object_get(rq, "url"));
+    p->url = url;
+    p->full_url = json_string_value(json_object_get(e, "fullUrl"));
+    p->if_none_exist = json_string_value(json_object_get(rq, "ifNoneExist"));
+    p->if_match = json_string_value(json_object_get(rq, "ifMatch"));
+    if (!p->method || !url)
+        return mr_diag_set(d, MR_EINVALID,
+                           "Bundle.entry[%zu].request: method and url are "
+                           "required",
+                           i);
+    if (!strcmp(p->method, "GET"))
+        return mr_diag_set(d, MR_EUNSUPPORTED,
+                           "Bundle.entry[%zu].request: GET entries are not "
+                           "supported yet",
+                           i);
+    if (strcmp(p->method, "POST") && strcmp(p->method, "PUT") &&
+        strcmp(p->method, "DELETE"))
+        return mr_diag_set(d, MR_EINVALID,
+                           "Bundle.entry[%zu].request.method: \"%s\" is not "
+                           "supported",
+                           i, p->method);
+    slash = strchr(url, '/');
+    if (strchr(url, '?'))
+        return mr_diag_set(d, MR_EUNSUPPORTED,
+                           "Bundle.entry[%zu].request.url: conditional "
+                           "update and delete are not supported yet",
+                           i);
+    if (!strcmp(p->method, "POST")) {
+        if (slash || strlen(url) >= sizeof(p->type) ||
+            !mr_fhir_is_resource_type(url))
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: POST needs a "
+                               "resource type, got \"%s\"",
+                               i, url);
+        snprintf(p->type, sizeof(p->type), "%s", url);
+        mr_id_new(p->id);
+    } else {
+        if (!slash || (size_t)(slash - url) >= sizeof(p->type) ||
+            strchr(slash + 1, '/') || !mr_id_valid(slash + 1))
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: expected "
+                               "Type/id, got \"%s\"",
+                               i, url);
+        snprintf(p->type, sizeof(p->type), "%.*s", (int)(slash - url), url);
+        snprintf(p->id, sizeof(p->id), "%s", slash + 1);
+        if (!mr_fhir_is_resource_type(p->type))
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: \"%s\" is not "
+                               "a resource type",
+                               i, p->type);
+    }
+    if (strcmp(p->method, "DELETE") && !json_object_get(e, "resource"))
+        return mr_diag_set(d, MR_EINVALID,
+                           "Bundle.entry[%zu]: %s needs a resource", i,
+                           p->method);
+    return MR_OK;
+}
+
+/* Run one planned entry (inside the bundle's transaction, or its own). */
+static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
+                             struct mr_buf *text, struct mr_diag *d)
+{
+    struct mr_records *r = b->r;
+    struct mr_result res;
+    enum mr_err err = MR_OK;
+    int created = 0;
+    int64_t expect = 0, total = 0;
+    struct first_ctx fc;
+
+    mr_result_init(&res);
+    if (p->if_match) {
+        const char *v = p->if_match;
+        if (!strncmp(v, "W/", 2))
+            v += 2;
+        if (*v == '"')
+            v++;
+        expect = strtoll(v, NULL, 10);
+    }
+    if (!strcmp(p->method, "DELETE")) {
+        err = mr_records_delete(r, b->a, p->type, p->id, expect, NULL, d);
+        if (err == MR_EGONE || err == MR_ENOTFOUND)
+            err = MR_OK; /* deleting what is not there is not an error */
+        p->status = 204;
+        goto done;
+    }
+    mr_buf_reset(text);
+    b->err = MR_OK;
+    err = mr_json_replace_strings(p->res.ptr, p->res.len, bundle_repl, b, text);
+    if (!err && b->err)
+        err = b->err;
+    if (err) {
+        if (!d->msg[0])
+            mr_diag_set(d, err, "%s", mr_strerror(err));
+        goto done;
+    }
+    if (!strcmp(p->method, "POST")) {
+        if (p->if_none_exist && *p->if_none_exist) {
+            fc.res = &res;
+            fc.n = 0;
+            fc.err = MR_OK;
+            err = mr_records_search(r, b->a, p->type, p->if_none_exist,
+                                    first_cb, &fc, &total, d);
+            if (!err && total > 1)
+                err = mr_diag_set(d, MR_ECONFLICT,
+                                  "ifNoneExist matches %lld resources",
+                                  (long long)total);
+            if (!err && total == 1) {
+                p->skipped = 1;
+                p->status = 200;
+                snprintf(p->id, sizeof(p->id), "%s", res.meta.id);
+                p->version = res.meta.version;
+                p->ts = res.meta.ts;
+                goto done;
+            }
+            if (err)
+                goto done;
+        }
+        r->next_id = p->id;
+        err = mr_records_create(r, b->a, p->type, text->ptr, text->len, NULL,
+                                MR_WRITE_FORCE, &res, d);
+        r->next_id = NULL;
+        p->status = 201;
+    } else {
+        err = mr_records_put(r, b->a, p->type, p->id, text->ptr, text->len,
+                             expect, NULL, MR_WRITE_UPSERT | MR_WRITE_FORCE,
+                             &res, &created, d);
+        p->status = created ? 201 : 200;
+    }
+    if (!err) {
+        p->version = res.meta.version;
+        p->ts = res.meta.ts;
+    }
+done:
+    (void)i;
+    mr_result_release(&res);
+    return err;
+}
+
+enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
+                              const char *json, size_t len, struct mr_buf *out,
+                              struct mr_diag *d)
+{
+    json_t *root = NULL, *entries;
+    const char *btype;
+    struct plan *plans = NULL;
+    struct mr_span *spans = NULL;
+    size_t n = 0, i, k, *order = NULL;
+    struct bundle_ctx b;
+    struct mr_buf text = MR_BUF_INIT(MR_MAX_BUNDLE_BYTES);
+    enum mr_err err;
+    int transaction, rank;
+    struct mr_diag ed;
+    char ts[32];
+
+    memset(&b, 0, sizeof(b));
+    if ((err = check_actor(a, d)))
+        return err;
+    if (len > MR_MAX_BUNDLE_BYTES)
+        return mr_diag_set(d, MR_ETOOBIG,
+                           "Bundle is %zu bytes; the limit is %u bytes", len,
+                           MR_MAX_BUNDLE_BYTES);
+    {
+        json_error_t je;
+        root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+        if (!root)
+            return mr_diag_set(d, MR_EJSON,
+                               "malformed JSON at line %d, column %d: %s",
+                               je.line, je.column, je.text);
+    }
+    entries = json_object_get(root, "entry");
+    n = json_array_size(entries);
+    if (n > MR_MAX_BUNDLE_ENTRIES) {
+        err = mr_diag_set(d, MR_ETOOBIG,
+                          "Bundle has %zu entries; the limit is %u", n,
+                          MR_MAX_BUNDLE_ENTRIES);
+        goto out;
+    }
+    err = mr_fhir_validate(root, "Bundle", d);
+    if (err)
+        goto out;
+    btype = json_string_value(json_object_get(root, "type"));
+    if (!btype || (strcmp(btype, "transaction") && strcmp(btype, "batch"))) {
+        err = mr_diag_set(d, MR_EINVALID,
+                          "Bundle.type: \"%s\" cannot be processed; send a "
+                          "transaction or a batch",
+                          btype ? btype : "");
+        goto out;
+    }
+    transaction = !strcmp(btype, "transaction");
+    plans = mr_calloc(n ? n : 1, sizeof(*plans));
+    spans = mr_calloc(n ? n : 1, sizeof(*spans));
+    order = mr_calloc(n ? n : 1, sizeof(*order));
+    b.map = mr_calloc(n ? n : 1, sizeof(*b.map));
+    if (!plans || !spans || !order || !b.map) {
+        err = mr_diag_set(d, MR_ENOMEM, "out of memory");
+        goto out;
+    }
+    err = mr_json_bundle_resources(json, len, spans, n, &k);
+    if (!err && k != n)
+        err = MR_EJSON;
+    if (err) {
+        err = mr_diag_set(d, err, "Bundle: cannot read its entries");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        mr_diag_clear(&ed);
+        plans[i].res = spans[i];
+        err = plan_entry(json_array_get(entries, i), i, &plans[i], &ed);
+        if (err && transaction) {
+            *d = ed;
+            goto out;
+        }
+        if (err) {
+            plans[i].status = mr_errname(err)[0] ? 400 : 400;
+            plans[i].method = NULL;
+            snprintf(plans[i].msg, sizeof(plans[i].msg), "%s", ed.msg);
+            continue;
+        }
+        if (plans[i].full_url && !strncmp(plans[i].full_url, "urn:uuid:", 9)) {
+            b.map[b.nmap].from = plans[i].full_url;
+            snprintf(b.map[b.nmap].to, sizeof(b.map[0].to), "%s/%s",
+                     plans[i].type, plans[i].id);
+            b.nmap++;
+        }
+    }
+    qsort(b.map, b.nmap, sizeof(*b.map), urlmap_cmp);
+    k = 0;
+    for (rank = 0; rank < 4; rank++)
+        for (i = 0; i < n; i++)
+            if ((plans[i].method ? method_rank(plans[i].method) : 3) == rank)
+                order[k++] = i;
+
+    b.r = r;
+    b.a = a;
+    if (transaction) {
+        err = mr_store_begin(r->st, 1, d);
+        if (err)
+            goto out;
+        r->in_bundle = 1;
+    }
+    for (k = 0; k < n; k++) {
+        struct plan *p = &plans[order[k]];
+        if (!p->method)
+            continue;
+        mr_diag_clear(&ed);
+        b.d = &ed;
+        err = run_entry(&b, p, order[k], &text, &ed);
+        if (err && transaction) {
+            r->in_bundle = 0;
+            mr_store_rollback(r->st);
+            mr_diag_set(d, err, "Bundle.entry[%zu] (%s %s): %s", order[k],
+                        p->method, p->url, mr_diag_msg(&ed));
+            goto out;
+        }
+        if (err) {
+            p->status = 0;
+            snprintf(p->msg, sizeof(p->msg), "%s", mr_diag_msg(&ed));
+            p->version = err; /* kept for the response */
+            err = MR_OK;
+        }
+    }
+    if (transaction) {
+        r->in_bundle = 0;
+        err = mr_store_commit(r->st, d);
+        if (err)
+            goto out;
+    }
+
+    err = mr_buf_addf(out,
+                      "{\"resourceType\":\"Bundle\",\"type\":\"%s-response\","
+                      "\"entry\":[",
+                      btype);
+    for (i = 0; !err && i < n; i++) {
+        struct plan *p = &plans[i];
+        const char *st = status_text(p->status);
+        if (i)
+            err = mr_buf_addc(out, ',');
+        if (err)
+            break;
+        if (!st) {
+            /* A failed batch entry: its status and an outcome. */
+            json_t *o = json_pack("{s:{s:s,s:{s:s,s:[{s:s,s:s,s:s}]}}}",
+                                  "response", "status",
+                                  p->status == 400 ? "400 Bad Request"
+                                                   : "422 Unprocessable "
+                                                     "Entity",
+                                  "outcome", "resourceType", "OperationOutcome",
+                                  "issue", "severity", "error", "code",
+                                  "processing", "diagnostics", p->msg);
+            char *t =
+                o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            err = t ? mr_buf_adds(out, t) : MR_ENOMEM;
+            free(t);
+            json_decref(o);
+            continue;
+        }
+        mr_time_format(p->ts, ts);
+        if (p->status == 204)
+            err = mr_buf_addf(out, "{\"response\":{\"status\":\"%s\"}}", st);
+        else
+            err = mr_buf_addf(out,
+                              "{\"fullUrl\":\"%s/%s\",\"response\":{"
+                              "\"status\":\"%s\",\"location\":\"%s/%s/"
+                              "_history/%lld\",\"etag\":\"W/\\\"%lld\\\"\","
+                              "\"lastModified\":\"%s\"}}",
+                              p->type, p->id, st, p->type, p->id,
+                              (long long)p->version, (long long)p->version, ts);
+    }
+    if (!err)
+        err = mr_buf_adds(out, "]}");
+    if (err)
+        mr_diag_set(d, err, "building the response: %s", mr_strerror(err));
+out:
+    r->in_bundle = 0;
+    r->next_id = NULL;
+    mr_arena_release(&b.arena);
+    mr_free(b.map);
+    mr_free(plans);
+    mr_free(spans);
+    mr_free(order);
+    mr_buf_release(&text);
+    json_decref(root);
     return err;
 }

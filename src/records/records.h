@@ -20,6 +20,9 @@
 
 /* Largest resource accepted, in bytes of JSON. */
 #define MR_MAX_RESOURCE_BYTES (4u << 20)
+/* Largest batch/transaction Bundle, in bytes and in entries. */
+#define MR_MAX_BUNDLE_BYTES (32u << 20)
+#define MR_MAX_BUNDLE_ENTRIES 10000u
 
 /* The identifier system of medrec-assigned medical record numbers. */
 #define MR_MRN_SYSTEM "urn:medrec:mrn"
@@ -129,6 +132,18 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
                               FILE *in, const char *name, size_t batch,
                               void (*progress)(void *ctx, int64_t n), void *ctx,
                               struct mr_diag *d) MR_WUR;
+
+/*
+ * Process a FHIR batch or transaction Bundle (JSON text). A transaction is
+ * atomic: every entry or none, in one store transaction, with urn:uuid
+ * fullUrls and conditional references ("Patient?identifier=s|v") resolved
+ * to the ids assigned; an error names the entry. A batch runs each entry
+ * on its own and reports each outcome. The response Bundle (JSON) is
+ * appended to out. Entries are processed DELETE, POST, PUT in that order.
+ */
+enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
+                              const char *json, size_t len,
+                              struct mr_buf *out, struct mr_diag *d) MR_WUR;
 
 /* Storage integrity and schema version (report lines appended). */
 enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,

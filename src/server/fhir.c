@@ -515,6 +515,18 @@ static void delete_resource(const struct mr_http_req *req,
         fail_diag(resp, &d);
 }
 
+static void bundle(const struct mr_http_req *req, struct mr_http_resp *resp)
+{
+    struct mr_diag d;
+
+    mr_diag_clear(&d);
+    if (mr_records_bundle(req->records, &req->actor, req->body, req->body_len,
+                          &resp->body, &d))
+        fail_diag(resp, &d);
+    else
+        resp->status = 200;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 static int is_get(const char *m)
@@ -536,8 +548,19 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     }
     if (rt.nseg == 0) {
         resp->route = "/fhir";
-        fail(resp, MR_EUNSUPPORTED,
-             "batch and transaction Bundles are not supported yet");
+        if (strcmp(m, "POST")) {
+            fail(resp, MR_EUNSUPPORTED,
+                 "the base URL takes POST of a batch or transaction Bundle");
+            return;
+        }
+        if (!content_type_ok(req)) {
+            resp->status = 415;
+            if (mr_errmap_outcome(&resp->body, MR_EINVALID, NULL,
+                                  "Content-Type must be application/fhir+json"))
+                mr_buf_reset(&resp->body);
+            return;
+        }
+        bundle(req, resp);
         return;
     }
     if (rt.nseg == 1 && !strcmp(rt.seg[0], "metadata")) {
