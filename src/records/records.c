@@ -13,31 +13,22 @@
 #include "fhir/search.h"
 #include "fhir/validate.h"
 #include "records/patient.h"
+#include "records/records_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct mr_records {
-    struct mr_store *st;
-    struct mr_ix ix;
-    struct mr_buf out; /* stored JSON being built */
-    /* Inside a transaction Bundle the operations share one store
-     * transaction, which the bundle code begins, commits or rolls back. */
-    int in_bundle;
-    const char *next_id; /* id for the next create (bundle POST) */
-};
-
-static enum mr_err tx_begin(struct mr_records *r, struct mr_diag *d)
+enum mr_err mr__tx_begin(struct mr_records *r, struct mr_diag *d)
 {
     return r->in_bundle ? MR_OK : mr_store_begin(r->st, 1, d);
 }
 
-static enum mr_err tx_commit(struct mr_records *r, struct mr_diag *d)
+enum mr_err mr__tx_commit(struct mr_records *r, struct mr_diag *d)
 {
     return r->in_bundle ? MR_OK : mr_store_commit(r->st, d);
 }
 
-static void tx_rollback(struct mr_records *r)
+void mr__tx_rollback(struct mr_records *r)
 {
     if (!r->in_bundle)
         mr_store_rollback(r->st);
@@ -86,7 +77,7 @@ void mr_records_close(struct mr_records *r)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static enum mr_err check_actor(const struct mr_actor *a, struct mr_diag *d)
+enum mr_err mr__check_actor(const struct mr_actor *a, struct mr_diag *d)
 {
     /* The policy (roles, minimum necessary) is enforced here, in one
      * place, when the security issue lands; for now an actor must be
@@ -98,7 +89,7 @@ static enum mr_err check_actor(const struct mr_actor *a, struct mr_diag *d)
     return MR_OK;
 }
 
-static enum mr_err check_type(const char *type, struct mr_diag *d)
+enum mr_err mr__check_type(const char *type, struct mr_diag *d)
 {
     if (!type || !mr_fhir_is_resource_type(type))
         return mr_diag_set(d, MR_EINVALID,
@@ -137,8 +128,8 @@ static enum mr_err parse_resource(const char *text, size_t len,
 }
 
 /* The patient a resource belongs to ("Patient/x"), for the audit trail. */
-static void patient_of(const char *type, const char *id, const json_t *root,
-                       char *out, size_t cap)
+void mr__patient_of(const char *type, const char *id, const json_t *root,
+                    char *out, size_t cap)
 {
     static const char *const fields[] = {"subject", "patient", "beneficiary",
                                          NULL};
@@ -162,11 +153,10 @@ static void patient_of(const char *type, const char *id, const json_t *root,
     }
 }
 
-static enum mr_err audit(struct mr_records *r, const struct mr_actor *a,
-                         const char *action, enum mr_err outcome,
-                         const char *type, const char *id, const char *patient,
-                         const char *query, const char *detail,
-                         struct mr_diag *d)
+enum mr_err mr__audit(struct mr_records *r, const struct mr_actor *a,
+                      const char *action, enum mr_err outcome, const char *type,
+                      const char *id, const char *patient, const char *query,
+                      const char *detail, struct mr_diag *d)
 {
     struct mr_audit_entry e = {
         .ts = mr_time_now_ms(),
@@ -499,7 +489,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
     int is_patient;
     struct mr_put put;
 
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+    if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
     err = parse_resource(json, len, type, &root, d);
     if (err)
@@ -507,7 +497,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
     is_patient = !strcmp(type, "Patient");
     if (is_patient && (err = mr_patient_check(root, now, d)))
         goto out;
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err)
         goto out;
     if (is_patient && !(flags & MR_WRITE_FORCE)) {
@@ -550,16 +540,16 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
     err = mr_store_put(r->st, &put, &version, d);
     if (err)
         goto fail;
-    patient_of(type, id, root, pref, sizeof(pref));
-    err = audit(r, a, "create", MR_OK, type, id, pref, NULL, reason, d);
+    mr__patient_of(type, id, root, pref, sizeof(pref));
+    err = mr__audit(r, a, "create", MR_OK, type, id, pref, NULL, reason, d);
     if (!err)
         err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
-    err = tx_commit(r, d);
+    err = mr__tx_commit(r, d);
     goto out;
 fail:
-    tx_rollback(r);
+    mr__tx_rollback(r);
 out:
     json_decref(extra);
     json_decref(root);
@@ -593,7 +583,7 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     char pref[128];
     struct mr_put put;
 
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+    if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
@@ -611,7 +601,7 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     }
     if (!strcmp(type, "Patient") && (err = mr_patient_check(root, now, d)))
         goto out;
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err)
         goto out;
     err = mr_store_read(r->st, type, id, 0, &cur, &oldjson, d);
@@ -686,19 +676,19 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     err = mr_store_put(r->st, &put, &version, d);
     if (err)
         goto fail;
-    patient_of(type, id, root, pref, sizeof(pref));
-    err = audit(r, a, creating ? "create" : "update", MR_OK, type, id, pref,
-                NULL, reason, d);
+    mr__patient_of(type, id, root, pref, sizeof(pref));
+    err = mr__audit(r, a, creating ? "create" : "update", MR_OK, type, id, pref,
+                    NULL, reason, d);
     if (!err)
         err = fill_result(r, res, type, id, version, now, a, reason, d);
     if (err)
         goto fail;
-    err = tx_commit(r, d);
+    err = mr__tx_commit(r, d);
     if (!err && created)
         *created = creating;
     goto out;
 fail:
-    tx_rollback(r);
+    mr__tx_rollback(r);
 out:
     mr_buf_release(&oldjson);
     json_decref(extra);
@@ -722,41 +712,41 @@ enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
                          .author = a ? a->user : NULL,
                          .reason = reason};
 
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+    if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_put(r->st, &put, &version, d);
     if (!err) {
-        patient_of(type, id, NULL, pref, sizeof(pref));
-        err = audit(r, a, "delete", MR_OK, type, id, pref, NULL, reason, d);
+        mr__patient_of(type, id, NULL, pref, sizeof(pref));
+        err = mr__audit(r, a, "delete", MR_OK, type, id, pref, NULL, reason, d);
     }
     if (err) {
-        tx_rollback(r);
+        mr__tx_rollback(r);
         return err;
     }
-    return tx_commit(r, d);
+    return mr__tx_commit(r, d);
 }
 
 /* ---- reads ------------------------------------------------------------ */
 
 /* Finish a read: audit (with the outcome, so failed look-ups are on the
  * trail too) and commit. Returns the read's error if there was one. */
-static enum mr_err finish_read(struct mr_records *r, const struct mr_actor *a,
-                               const char *action, enum mr_err rerr,
-                               const char *type, const char *id,
-                               const char *patient, const char *query,
-                               struct mr_diag *d)
+enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
+                            const char *action, enum mr_err rerr,
+                            const char *type, const char *id,
+                            const char *patient, const char *query,
+                            struct mr_diag *d)
 {
     struct mr_diag ad;
     enum mr_err err;
 
-    err = audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
+    err = mr__audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
     if (!err)
-        err = tx_commit(r, &ad);
+        err = mr__tx_commit(r, &ad);
     else
-        tx_rollback(r);
+        mr__tx_rollback(r);
     if (err) {
         /* Without its audit entry the read did not happen. */
         if (d)
@@ -774,24 +764,24 @@ enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
     char pref[128] = "";
     json_t *root;
 
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+    if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_read(r->st, type, id, version, &res->meta, &res->json, d);
     if (!err && strcmp(type, "Patient")) {
         root = json_loadb(res->json.ptr, res->json.len, 0, NULL);
-        patient_of(type, id, root, pref, sizeof(pref));
+        mr__patient_of(type, id, root, pref, sizeof(pref));
         json_decref(root);
     } else if (!strcmp(type, "Patient")) {
-        patient_of(type, id, NULL, pref, sizeof(pref));
+        mr__patient_of(type, id, NULL, pref, sizeof(pref));
     }
-    return finish_read(r, a, version ? "vread" : "read", err, type, id, pref,
-                       NULL, d);
+    return mr__finish_read(r, a, version ? "vread" : "read", err, type, id,
+                           pref, NULL, d);
 }
 
 struct first_ctx {
@@ -825,7 +815,7 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
     const char *p;
     int digits = 1;
 
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     if (!strncmp(mrn, "Patient/", 8))
         return mr_records_read(r, a, "Patient", mrn + 8, 0, res, d);
@@ -849,7 +839,7 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
         return err;
     }
     q.count = 2;
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err) {
         mr_query_release(&q);
         return err;
@@ -866,8 +856,8 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
     if (!err)
         snprintf(pref, sizeof(pref), "Patient/%s", res->meta.id);
     snprintf(value, sizeof(value), "identifier=%s|%s", MR_MRN_SYSTEM, mrn);
-    return finish_read(r, a, "read", err, "Patient", err ? NULL : res->meta.id,
-                       pref, value, d);
+    return mr__finish_read(r, a, "read", err, "Patient",
+                           err ? NULL : res->meta.id, pref, value, d);
 }
 
 enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
@@ -877,47 +867,17 @@ enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
     enum mr_err err;
     char pref[128];
 
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
+    if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = tx_begin(r, d);
+    err = mr__tx_begin(r, d);
     if (err)
         return err;
     err = mr_store_history(r->st, type, id, cb, ctx, d);
-    patient_of(type, id, NULL, pref, sizeof(pref));
-    return finish_read(r, a, "history", err, type, id, pref, NULL, d);
-}
-
-enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
-                              const char *type, const char *query,
-                              mr_store_cb cb, void *ctx, int64_t *total,
-                              struct mr_diag *d)
-{
-    struct mr_query q;
-    enum mr_err err;
-
-    if ((err = check_actor(a, d)) || (err = check_type(type, d)))
-        return err;
-    err = mr_query_parse(&q, type, query, strlen(query), d);
-    if (!err && q.nunknown)
-        /* Refused rather than ignored: a mistyped parameter must not
-         * silently widen a search. */
-        err = mr_diag_set(d, MR_EINVALID,
-                          "%s: \"%s\" is not a supported search parameter",
-                          type, q.unknown[0]);
-    if (err) {
-        mr_query_release(&q);
-        return err;
-    }
-    err = tx_begin(r, d);
-    if (!err) {
-        err = mr_store_search(r->st, &q, cb, ctx, total, d);
-        err = finish_read(r, a, "search", err, type, NULL, NULL, query, d);
-    }
-    mr_query_release(&q);
-    return err;
+    mr__patient_of(type, id, NULL, pref, sizeof(pref));
+    return mr__finish_read(r, a, "history", err, type, id, pref, NULL, d);
 }
 
 /* ---- export / import -------------------------------------------------- */
@@ -945,14 +905,14 @@ enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
     struct export_ctx c = {out, 0};
     enum mr_err err;
 
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     /* The disclosure is on the trail before any byte leaves. */
     err = mr_store_begin(r->st, 1, d);
     if (err)
         return err;
-    err = audit(r, a, "export", MR_OK, NULL, NULL, NULL, NULL,
-                "all current resources as NDJSON", d);
+    err = mr__audit(r, a, "export", MR_OK, NULL, NULL, NULL, NULL,
+                    "all current resources as NDJSON", d);
     if (err) {
         mr_store_rollback(r->st);
         return err;
@@ -1125,7 +1085,7 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
     char why[256], detail[320];
     struct mr_diag ld;
 
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     if (batch == 0)
         batch = 1000;
@@ -1159,8 +1119,8 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
         if (++inbatch == batch) {
             snprintf(detail, sizeof(detail), "%zu resources from %s", inbatch,
                      name);
-            err =
-                audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail, d);
+            err = mr__audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL,
+                            detail, d);
             if (!err)
                 err = mr_store_commit(r->st, d);
             open_tx = 0;
@@ -1177,7 +1137,8 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
     if (!err && open_tx) {
         snprintf(detail, sizeof(detail), "%zu resources from %s", inbatch,
                  name);
-        err = audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail, d);
+        err =
+            mr__audit(r, a, "import", MR_OK, NULL, NULL, NULL, NULL, detail, d);
         if (!err)
             err = mr_store_commit(r->st, d);
         open_tx = 0;
@@ -1199,7 +1160,7 @@ enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
 {
     enum mr_err err;
 
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     err = mr_store_begin(r->st, 0, d);
     if (err)
@@ -1217,7 +1178,7 @@ enum mr_err mr_records_audit_scan(struct mr_records *r,
 {
     enum mr_err err;
 
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     err = mr_store_begin(r->st, 0, d);
     if (err)
@@ -1532,7 +1493,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
     char ts[32];
 
     memset(&b, 0, sizeof(b));
-    if ((err = check_actor(a, d)))
+    if ((err = mr__check_actor(a, d)))
         return err;
     if (len > MR_MAX_BUNDLE_BYTES)
         return mr_diag_set(d, MR_ETOOBIG,

@@ -142,8 +142,8 @@ enum mr_err mr_records_import(struct mr_records *r, const struct mr_actor *a,
  * appended to out. Entries are processed DELETE, POST, PUT in that order.
  */
 enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
-                              const char *json, size_t len,
-                              struct mr_buf *out, struct mr_diag *d) MR_WUR;
+                              const char *json, size_t len, struct mr_buf *out,
+                              struct mr_diag *d) MR_WUR;
 
 /* Storage integrity and schema version (report lines appended). */
 enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,

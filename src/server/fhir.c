@@ -8,6 +8,7 @@
 #include "core/time.h"
 #include "fhir/defs.h"
 #include "server/errmap.h"
+#include "server/fhir_impl.h"
 #include "server/server.h"
 
 #include <jansson.h>
@@ -48,7 +49,7 @@ static int split_path(const char *path, struct route *rt)
     return 0;
 }
 
-static void fail(struct mr_http_resp *resp, enum mr_err err, const char *msg)
+void mr__fhir_fail(struct mr_http_resp *resp, enum mr_err err, const char *msg)
 {
     resp->status = mr_errmap_http_status(err);
     mr_buf_reset(&resp->body);
@@ -56,9 +57,9 @@ static void fail(struct mr_http_resp *resp, enum mr_err err, const char *msg)
         mr_buf_reset(&resp->body);
 }
 
-static void fail_diag(struct mr_http_resp *resp, const struct mr_diag *d)
+void mr__fhir_fail_diag(struct mr_http_resp *resp, const struct mr_diag *d)
 {
-    fail(resp, d->code ? d->code : MR_EINTERNAL, mr_diag_msg(d));
+    mr__fhir_fail(resp, d->code ? d->code : MR_EINTERNAL, mr_diag_msg(d));
 }
 
 static void http_date(int64_t ms, char out[40])
@@ -197,117 +198,11 @@ static void capabilities(const struct mr_http_req *req,
     json_decref(cs);
     if (!text || mr_buf_adds(&resp->body, text)) {
         free(text);
-        fail(resp, MR_ENOMEM, NULL);
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
         return;
     }
     free(text);
     resp->status = 200;
-}
-
-/* ---- search ----------------------------------------------------------- */
-
-struct bundle_ctx {
-    struct mr_buf *out;
-    const char *base;
-    int n;
-    enum mr_err err;
-};
-
-static int bundle_entry(void *ctx, const struct mr_version *m, const char *json,
-                        size_t len)
-{
-    struct bundle_ctx *b = ctx;
-
-    b->err =
-        mr_buf_addf(b->out,
-                    "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":%.*s,"
-                    "\"search\":{\"mode\":\"match\"}}",
-                    b->n ? "," : "", b->base, m->type, m->id, (int)len, json);
-    b->n++;
-    return b->err ? (int)b->err : 0;
-}
-
-/* The query without _offset, for building paging links. */
-static void strip_offset(const char *q, struct mr_buf *out)
-{
-    const char *p = q, *amp;
-    size_t n;
-
-    while (*p) {
-        amp = strchr(p, '&');
-        n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n && strncmp(p, "_offset=", 8)) {
-            if (out->len && mr_buf_addc(out, '&'))
-                return;
-            if (mr_buf_add(out, p, n))
-                return;
-        }
-        p += n + (amp ? 1 : 0);
-    }
-}
-
-static long query_int(const char *q, const char *name, long def)
-{
-    size_t n = strlen(name);
-    const char *p = q;
-
-    while (p && *p) {
-        if (!strncmp(p, name, n) && p[n] == '=')
-            return strtol(p + n + 1, NULL, 10);
-        p = strchr(p, '&');
-        if (p)
-            p++;
-    }
-    return def;
-}
-
-static void search(const struct mr_http_req *req, struct mr_http_resp *resp,
-                   const char *type, const char *query)
-{
-    struct mr_buf entries = MR_BUF_INIT(256u << 20);
-    struct mr_buf rest = MR_BUF_INIT(64u << 10);
-    struct bundle_ctx b = {&entries, req->base, 0, MR_OK};
-    struct mr_diag d;
-    int64_t total = 0;
-    long count, offset;
-    enum mr_err err;
-
-    mr_diag_clear(&d);
-    err = mr_records_search(req->records, &req->actor, type, query,
-                            bundle_entry, &b, &total, &d);
-    if (err) {
-        fail_diag(resp, &d);
-        goto done;
-    }
-    count = query_int(query, "_count", 50);
-    offset = query_int(query, "_offset", 0);
-    strip_offset(query, &rest);
-    err = mr_buf_addf(&resp->body,
-                      "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
-                      "\"total\":%lld,\"link\":[{\"relation\":\"self\","
-                      "\"url\":\"%s/%s?%s\"}",
-                      (long long)total, req->base, type, query);
-    if (!err && count > 0 && offset + count < total)
-        err = mr_buf_addf(&resp->body,
-                          ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
-                          "_offset=%ld\"}",
-                          req->base, type, rest.ptr, rest.len ? "&" : "",
-                          offset + count);
-    if (!err && count > 0 && offset > 0)
-        err = mr_buf_addf(&resp->body,
-                          ",{\"relation\":\"previous\",\"url\":\"%s/%s?%s%s"
-                          "_offset=%ld\"}",
-                          req->base, type, rest.ptr, rest.len ? "&" : "",
-                          offset > count ? offset - count : 0);
-    if (!err)
-        err = mr_buf_addf(&resp->body, "],\"entry\":[%s]}", entries.ptr);
-    if (err)
-        fail(resp, err, NULL);
-    else
-        resp->status = 200;
-done:
-    mr_buf_release(&entries);
-    mr_buf_release(&rest);
 }
 
 /* ---- history ---------------------------------------------------------- */
@@ -358,12 +253,12 @@ static void history(const struct mr_http_req *req, struct mr_http_resp *resp,
     mr_diag_clear(&d);
     if (mr_records_history(req->records, &req->actor, type, id, hist_entry, &h,
                            &d)) {
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
     } else if (mr_buf_addf(&resp->body,
                            "{\"resourceType\":\"Bundle\",\"type\":"
                            "\"history\",\"total\":%d,\"entry\":[%s]}",
                            h.n, entries.ptr)) {
-        fail(resp, MR_ENOMEM, NULL);
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
     } else {
         resp->status = 200;
     }
@@ -383,9 +278,9 @@ static void read_resource(const struct mr_http_req *req,
     mr_diag_clear(&d);
     if (mr_records_read(req->records, &req->actor, type, id, version, &res,
                         &d)) {
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
     } else if (mr_buf_add(&resp->body, res.json.ptr, res.json.len)) {
-        fail(resp, MR_ENOMEM, NULL);
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
     } else {
         resp->status = 200;
         version_headers(req, resp, &res.meta, 0);
@@ -402,7 +297,7 @@ static void write_result(const struct mr_http_req *req,
     if (prefer_minimal(req))
         return;
     if (mr_buf_add(&resp->body, res->json.ptr, res->json.len))
-        fail(resp, MR_ENOMEM, NULL);
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
 }
 
 struct first {
@@ -442,7 +337,7 @@ static void create(const struct mr_http_req *req, struct mr_http_resp *resp,
         f.n = 0;
         if (mr_records_search(req->records, &req->actor, type, cond,
                               first_match, &f, &total, &d)) {
-            fail_diag(resp, &d);
+            mr__fhir_fail_diag(resp, &d);
             goto done;
         }
         if (total == 1) {
@@ -450,14 +345,14 @@ static void create(const struct mr_http_req *req, struct mr_http_resp *resp,
             goto done;
         }
         if (total > 1) {
-            fail(resp, MR_ECONFLICT,
-                 "If-None-Exist matches more than one resource");
+            mr__fhir_fail(resp, MR_ECONFLICT,
+                          "If-None-Exist matches more than one resource");
             goto done;
         }
     }
     if (mr_records_create(req->records, &req->actor, type, req->body,
                           req->body_len, NULL, 0, &res, &d))
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
     else
         write_result(req, resp, &res, 201);
 done:
@@ -473,9 +368,9 @@ static void update(const struct mr_http_req *req, struct mr_http_resp *resp,
     int created = 0;
 
     if (expect < 0) {
-        fail(resp, MR_EINVALID,
-             "If-Match: expected a version ETag such as "
-             "W/\"3\"");
+        mr__fhir_fail(resp, MR_EINVALID,
+                      "If-Match: expected a version ETag such as "
+                      "W/\"3\"");
         return;
     }
     mr_result_init(&res);
@@ -483,7 +378,7 @@ static void update(const struct mr_http_req *req, struct mr_http_resp *resp,
     if (mr_records_put(req->records, &req->actor, type, id, req->body,
                        req->body_len, expect, NULL, MR_WRITE_UPSERT, &res,
                        &created, &d)) {
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
         if (d.code == MR_ENOTFOUND && expect > 0)
             resp->status = 412;
     } else {
@@ -501,9 +396,9 @@ static void delete_resource(const struct mr_http_req *req,
     enum mr_err err;
 
     if (expect < 0) {
-        fail(resp, MR_EINVALID,
-             "If-Match: expected a version ETag such as "
-             "W/\"3\"");
+        mr__fhir_fail(resp, MR_EINVALID,
+                      "If-Match: expected a version ETag such as "
+                      "W/\"3\"");
         return;
     }
     mr_diag_clear(&d);
@@ -512,7 +407,7 @@ static void delete_resource(const struct mr_http_req *req,
     if (err == MR_OK || err == MR_EGONE)
         resp->status = 204; /* deleting twice is not an error */
     else
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
 }
 
 static void bundle(const struct mr_http_req *req, struct mr_http_resp *resp)
@@ -522,7 +417,7 @@ static void bundle(const struct mr_http_req *req, struct mr_http_resp *resp)
     mr_diag_clear(&d);
     if (mr_records_bundle(req->records, &req->actor, req->body, req->body_len,
                           &resp->body, &d))
-        fail_diag(resp, &d);
+        mr__fhir_fail_diag(resp, &d);
     else
         resp->status = 200;
 }
@@ -543,14 +438,15 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
 
     if (split_path(req->path, &rt)) {
         resp->route = "-";
-        fail(resp, MR_ENOTFOUND, "no such endpoint");
+        mr__fhir_fail(resp, MR_ENOTFOUND, "no such endpoint");
         return;
     }
     if (rt.nseg == 0) {
         resp->route = "/fhir";
         if (strcmp(m, "POST")) {
-            fail(resp, MR_EUNSUPPORTED,
-                 "the base URL takes POST of a batch or transaction Bundle");
+            mr__fhir_fail(
+                resp, MR_EUNSUPPORTED,
+                "the base URL takes POST of a batch or transaction Bundle");
             return;
         }
         if (!content_type_ok(req)) {
@@ -568,13 +464,13 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         if (is_get(m))
             capabilities(req, resp);
         else
-            fail(resp, MR_EUNSUPPORTED, "metadata is read-only");
+            mr__fhir_fail(resp, MR_EUNSUPPORTED, "metadata is read-only");
         return;
     }
     type = rt.seg[0];
     if (!mr_fhir_is_resource_type(type)) {
         resp->route = "/fhir/:unknown";
-        fail(resp, MR_ENOTFOUND, "unknown resource type");
+        mr__fhir_fail(resp, MR_ENOTFOUND, "unknown resource type");
         return;
     }
     if ((!strcmp(m, "POST") || !strcmp(m, "PUT")) &&
@@ -590,33 +486,33 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     if (rt.nseg == 1) {
         resp->route = "/fhir/:type";
         if (is_get(m))
-            search(req, resp, type, req->query);
+            mr__fhir_search(req, resp, type, req->query);
         else if (!strcmp(m, "POST"))
             create(req, resp, type);
         else
-            fail(resp, MR_EUNSUPPORTED, "method not allowed here");
+            mr__fhir_fail(resp, MR_EUNSUPPORTED, "method not allowed here");
         return;
     }
     if (rt.nseg == 2 && !strcmp(rt.seg[1], "_search")) {
         struct mr_buf q = MR_BUF_INIT(64u << 10);
         resp->route = "/fhir/:type/_search";
         if (strcmp(m, "POST")) {
-            fail(resp, MR_EUNSUPPORTED, "_search takes POST");
+            mr__fhir_fail(resp, MR_EUNSUPPORTED, "_search takes POST");
             return;
         }
         /* Form body and URL parameters together. */
         if (mr_buf_adds(&q, req->query) ||
             (req->body_len && q.len && mr_buf_addc(&q, '&')) ||
             mr_buf_add(&q, req->body, req->body_len))
-            fail(resp, MR_ETOOBIG, "search too long");
+            mr__fhir_fail(resp, MR_ETOOBIG, "search too long");
         else
-            search(req, resp, type, q.ptr);
+            mr__fhir_search(req, resp, type, q.ptr);
         mr_buf_release(&q);
         return;
     }
     if (!mr_id_valid(rt.seg[1])) {
         resp->route = "/fhir/:type/:id";
-        fail(resp, MR_EINVALID, "not a valid resource id");
+        mr__fhir_fail(resp, MR_EINVALID, "not a valid resource id");
         return;
     }
     if (rt.nseg == 2) {
@@ -628,7 +524,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         else if (!strcmp(m, "DELETE"))
             delete_resource(req, resp, type, rt.seg[1]);
         else
-            fail(resp, MR_EUNSUPPORTED, "method not allowed here");
+            mr__fhir_fail(resp, MR_EUNSUPPORTED, "method not allowed here");
         return;
     }
     if (rt.nseg == 3 && !strcmp(rt.seg[2], "_history") && is_get(m)) {
@@ -640,11 +536,11 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         resp->route = "/fhir/:type/:id/_history/:vid";
         vid = strtoll(rt.seg[3], &end, 10);
         if (*end || vid < 1)
-            fail(resp, MR_EINVALID, "not a valid version id");
+            mr__fhir_fail(resp, MR_EINVALID, "not a valid version id");
         else
             read_resource(req, resp, type, rt.seg[1], vid);
         return;
     }
     resp->route = "-";
-    fail(resp, MR_ENOTFOUND, "no such endpoint");
+    mr__fhir_fail(resp, MR_ENOTFOUND, "no such endpoint");
 }

@@ -1,0 +1,17 @@
+/*
+ * Internals shared by the FHIR REST files (fhir.c, fhir_search.c).
+ */
+#ifndef MR_SERVER_FHIR_IMPL_H
+#define MR_SERVER_FHIR_IMPL_H
+
+#include "server/server.h"
+
+/* Set resp to an error status with an OperationOutcome. */
+void mr__fhir_fail(struct mr_http_resp *resp, enum mr_err err, const char *msg);
+void mr__fhir_fail_diag(struct mr_http_resp *resp, const struct mr_diag *d);
+
+/* GET /fhir/Type?query and POST /fhir/Type/_search. */
+void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
+                     const char *type, const char *query);
+
+#endif
