@@ -95,12 +95,20 @@ static int import_bundle(struct mr_records *r, struct cli *c, const char *path,
     text = cli_read_file(path, MR_MAX_BUNDLE_BYTES, &len, &d);
     if (!text)
         return cli_fail(&d);
+    if (len > MR_MAX_RESOURCE_BYTES && !strstr(text, "\"Bundle\"")) {
+        fprintf(stderr,
+                "medrec: %s: resource is %zu bytes; the limit is %u bytes "
+                "(4 MiB)\n",
+                path, len, MR_MAX_RESOURCE_BYTES);
+        mr_free(text);
+        return 1;
+    }
     j = json_loadb(text, len, 0, NULL);
     rt = json_string_value(json_object_get(j, "resourceType"));
     if (rt && !strcmp(rt, "Bundle")) {
         if (mr_records_bundle(r, &c->actor, text, len, &out, &d)) {
-            fprintf(stderr, "medrec: %s: ", path);
-            rc = cli_fail(&d);
+            fprintf(stderr, "medrec: %s: %s\n", path, mr_diag_msg(&d));
+            rc = 1;
         } else {
             pg->base += (int64_t)json_array_size(json_object_get(j, "entry"));
             printf("committed %lld\n", (long long)pg->base);

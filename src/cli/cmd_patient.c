@@ -330,6 +330,13 @@ static int patient_add(int argc, char **argv)
             return cli_usage("patient add",
                              "give --family/--given (or --identifier), or "
                              "--file");
+        /* Registration needs what identifies a person and what the
+         * duplicate check compares. */
+        if (!o.birth)
+            return cli_usage("patient add", "--birth-date is required");
+        if (!o.gender)
+            return cli_usage("patient add", "--gender is required (male, "
+                                            "female, other or unknown)");
         p = json_pack("{s:s}", "resourceType", "Patient");
         apply(p, &o);
         text = dump(p);
@@ -543,9 +550,14 @@ static int search_row(void *ctx, const struct mr_version *m, const char *json,
                  family && given ? ", " : "", given ? given : "");
         if (age >= 0)
             snprintf(agebuf, sizeof(agebuf), "%d", age);
-        err =
-            mr_buf_addf(s->out, "%-10s %-28s %-10s %4s  %s\n", mrn ? mrn : "-",
-                        nm, birth ? birth : "", agebuf, gender ? gender : "");
+        /* Pad by characters, not bytes, so accented names line up. */
+        size_t chars = 0, k;
+        for (k = 0; nm[k]; k++)
+            chars += ((unsigned char)nm[k] & 0xc0) != 0x80;
+        err = mr_buf_addf(s->out, "%-10s %s%*s %-10s %4s  %s\n",
+                          mrn ? mrn : "-", nm,
+                          chars < 28 ? (int)(28 - chars) : 0, "",
+                          birth ? birth : "", agebuf, gender ? gender : "");
     }
     json_decref(p);
     s->n++;

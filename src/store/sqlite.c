@@ -481,6 +481,22 @@ static void sq_rollback(struct mr_store *base)
     s->in_tx = 0;
 }
 
+static enum mr_err sq_savepoint(struct mr_store *base,
+                                enum mr_savepoint_op op, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+
+    switch (op) {
+    case MR_SP_OPEN:
+        return exec(s, "SAVEPOINT job", d);
+    case MR_SP_RELEASE:
+        return exec(s, "RELEASE job", d);
+    case MR_SP_ROLLBACK:
+        return exec(s, "ROLLBACK TO job; RELEASE job", d);
+    }
+    return MR_EINTERNAL;
+}
+
 static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
                              struct mr_diag *d, const char *what)
 {
@@ -1413,6 +1429,7 @@ static const struct mr_store_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
     .put = sq_put,
     .read = sq_read,
     .history = sq_history,

@@ -28,6 +28,12 @@ void mr_store_rollback(struct mr_store *st)
     st->ops->rollback(st);
 }
 
+enum mr_err mr_store_savepoint(struct mr_store *st, enum mr_savepoint_op op,
+                               struct mr_diag *d)
+{
+    return st->ops->savepoint(st, op, d);
+}
+
 enum mr_err mr_store_put(struct mr_store *st, const struct mr_put *p,
                          int64_t *version, struct mr_diag *d)
 {

@@ -52,6 +52,13 @@ enum mr_err mr_store_begin(struct mr_store *st, int write,
 enum mr_err mr_store_commit(struct mr_store *st, struct mr_diag *d) MR_WUR;
 void mr_store_rollback(struct mr_store *st);
 
+/* Savepoints inside a transaction, so one part of a group commit can be
+ * undone alone: op 0 opens one, 1 releases (keeps) it, 2 rolls back to it
+ * and releases it. */
+enum mr_savepoint_op { MR_SP_OPEN, MR_SP_RELEASE, MR_SP_ROLLBACK };
+enum mr_err mr_store_savepoint(struct mr_store *st, enum mr_savepoint_op op,
+                               struct mr_diag *d) MR_WUR;
+
 /* One version's metadata; strings are owned by the struct (fixed sizes). */
 struct mr_version {
     char type[64];

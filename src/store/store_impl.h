@@ -14,6 +14,8 @@ struct mr_store_ops {
     enum mr_err (*begin)(struct mr_store *st, int write, struct mr_diag *d);
     enum mr_err (*commit)(struct mr_store *st, struct mr_diag *d);
     void (*rollback)(struct mr_store *st);
+    enum mr_err (*savepoint)(struct mr_store *st, enum mr_savepoint_op op,
+                             struct mr_diag *d);
     enum mr_err (*put)(struct mr_store *st, const struct mr_put *p,
                        int64_t *version, struct mr_diag *d);
     enum mr_err (*read)(struct mr_store *st, const char *type, const char *id,
