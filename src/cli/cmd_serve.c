@@ -17,7 +17,7 @@ static const char usage_text[] =
     "every access is audited. The access log (JSON Lines, no query\n"
     "strings or health data) goes to stderr unless --access-log says\n"
     "otherwise. SIGTERM or SIGINT stops it after in-flight requests.\n"
-    "Limits: request body 32 MiB, headers 64 KiB, idle time-out 30 s.\n";
+    "Limits: request body 32 MiB, headers 16 KiB, idle time-out 30 s.\n";
 
 struct ready {
     const char *host;

@@ -520,73 +520,21 @@ static enum mr_err add_special(struct mr_query *q, const char *name,
     return MR_OK;
 }
 
-enum mr_err mr_query_add(struct mr_query *q, const char *name,
-                         const char *value, struct mr_diag *d)
+/*
+ * A clause for parameter sp with modifier text modstr
+ * (may be NULL) and value; *out receives it (already counted in q->n).
+ */
+static enum mr_err add_param(struct mr_query *q, const char *base,
+                             const struct mr_search_param *sp,
+                             const char *modstr, const char *value,
+                             struct mr_q_clause **out, struct mr_diag *d)
 {
-    const char *colon, *modstr = NULL, *type_mod = NULL;
-    const struct mr_search_param *sp;
+    const char *type_mod = NULL;
     enum mr_modifier mod = MR_MOD_NONE;
     struct mr_q_clause *c;
     const char *raw[QUERY_MAX_VALUES];
     size_t nraw, maxvals;
-    char *base;
     enum mr_err err;
-    long num;
-
-    if (!name || !value)
-        return mr_diag_set(d, MR_EINVALID, "missing parameter name or value");
-    colon = strchr(name, ':');
-    base = mr_arena_strndup(&q->arena, name,
-                            colon ? (size_t)(colon - name) : strlen(name));
-    if (!base)
-        return nomem(d);
-    if (colon)
-        modstr = colon + 1;
-    if (!*base)
-        return mr_diag_set(d, MR_EINVALID, "empty parameter name");
-
-    /* Result-shaping parameters. */
-    if (strcmp(base, "_format") == 0 || strcmp(base, "_pretty") == 0)
-        return MR_OK;
-    if (strcmp(base, "_count") == 0) {
-        num = modstr ? -1 : parse_uint(value, MR_QUERY_MAX_COUNT);
-        if (num < 1)
-            return mr_diag_set(d, MR_EINVALID,
-                               "_count: must be an integer 1..%d",
-                               MR_QUERY_MAX_COUNT);
-        q->count = (uint32_t)num;
-        return MR_OK;
-    }
-    if (strcmp(base, "_offset") == 0) {
-        num = modstr ? -1 : parse_uint(value, INT32_MAX);
-        if (num < 0)
-            return mr_diag_set(d, MR_EINVALID,
-                               "_offset: must be a non-negative integer");
-        q->offset = (uint32_t)num;
-        return MR_OK;
-    }
-    if (strcmp(base, "_summary") == 0 && !modstr) {
-        if (strcmp(value, "count") == 0) {
-            q->summary_count = 1;
-            return MR_OK;
-        }
-        if (strcmp(value, "false") == 0)
-            return MR_OK;
-        return add_unknown(q, name, d);
-    }
-    if (strcmp(base, "_id") == 0 && !modstr)
-        return add_special(q, name, MR_Q_ID, value, d);
-    if (strcmp(base, "_lastUpdated") == 0 && !modstr)
-        return add_special(q, name, MR_Q_LASTUPDATED, value, d);
-    /* _sort, _include, _revinclude, _elements, _has ... and chained
-     * parameters ("subject.name") are not supported yet: reported. */
-    if (base[0] == '_' || strchr(base, '.'))
-        return add_unknown(q, name, d);
-
-    sp = mr_search_param_find(q->type, base);
-    if (!sp || sp->npaths == 0 || sp->type == MR_SP_COMPOSITE ||
-        sp->type == MR_SP_SPECIAL || !strcmp(base, "phonetic"))
-        return add_unknown(q, name, d);
 
     if (modstr) {
         if (strcmp(modstr, "missing") == 0)
@@ -630,6 +578,7 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
         c->kind = kind_of(sp->type);
         c->modifier = mod;
         q->n++;
+        *out = c;
         return MR_OK;
     }
 
@@ -685,7 +634,366 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
     }
     c->nvals = nv;
     q->n++;
+    *out = c;
     return MR_OK;
+}
+
+/* ---- result parameters: _sort, _include, _revinclude, _elements ------- */
+
+static int sortable(const struct mr_search_param *sp)
+{
+    switch (sp->type) {
+    case MR_SP_STRING:
+    case MR_SP_DATE:
+    case MR_SP_TOKEN:
+    case MR_SP_NUMBER:
+    case MR_SP_QUANTITY:
+        return sp->npaths > 0;
+    default:
+        return 0;
+    }
+}
+
+/* "-birthdate,name,_id": unknown names are reported like unknown
+ * parameters (as "_sort=name"); known but unsortable ones are refused. */
+static enum mr_err add_sort(struct mr_query *q, const char *value,
+                            struct mr_diag *d)
+{
+    const char *raw[QUERY_MAX_VALUES];
+    size_t nraw;
+    enum mr_err err;
+
+    if ((err = split_values(q, "_sort", value, raw, &nraw, d)))
+        return err;
+    if (!q->sort) {
+        q->sort =
+            mr_arena_alloc(&q->arena, MR_QUERY_MAX_SORT * sizeof(*q->sort));
+        if (!q->sort)
+            return nomem(d);
+    }
+    for (size_t i = 0; i < nraw; i++) {
+        const char *name = raw[i];
+        struct mr_q_sort k = {MR_Q_PARAM, NULL, 0};
+
+        if (*name == '-') {
+            k.desc = 1;
+            name++;
+        }
+        if (!*name)
+            return mr_diag_set(d, MR_EINVALID, "_sort: empty parameter name");
+        if (strcmp(name, "_id") == 0) {
+            k.special = MR_Q_ID;
+        } else if (strcmp(name, "_lastUpdated") == 0) {
+            k.special = MR_Q_LASTUPDATED;
+        } else {
+            k.param = mr_search_param_find(q->type, name);
+            if (!k.param || !strcmp(name, "phonetic")) {
+                struct mr_buf b = MR_BUF_INIT(QUERY_MAX_LEN);
+                err = mr_buf_addf(&b, "_sort=%s", name);
+                if (!err)
+                    err = add_unknown(q, b.ptr, d);
+                mr_buf_release(&b);
+                if (err)
+                    return err == MR_ENOMEM ? nomem(d) : err;
+                continue;
+            }
+            if (!sortable(k.param))
+                return mr_diag_set(d, MR_EINVALID,
+                                   "_sort: cannot sort on \"%s\" (only "
+                                   "string, date, token, number and "
+                                   "quantity parameters, _id and "
+                                   "_lastUpdated)",
+                                   name);
+        }
+        if (q->nsort >= MR_QUERY_MAX_SORT)
+            return mr_diag_set(d, MR_ETOOBIG, "_sort: more than %d keys",
+                               MR_QUERY_MAX_SORT);
+        q->sort[q->nsort++] = k;
+    }
+    return MR_OK;
+}
+
+/* _include "Type:param[:target]", "Type:*" or "*"; _revinclude
+ * "Type:param[:target]" where target, if given, is the searched type. */
+static enum mr_err add_include(struct mr_query *q, int rev, const char *value,
+                               struct mr_diag *d)
+{
+    const char *what = rev ? "_revinclude" : "_include";
+    struct mr_q_include inc = {rev, NULL, NULL, NULL};
+    const char *c1, *c2;
+    char *source, *code, *target = NULL;
+
+    if (!q->include) {
+        q->include = mr_arena_alloc(&q->arena,
+                                    MR_QUERY_MAX_INCLUDE * sizeof(*q->include));
+        if (!q->include)
+            return nomem(d);
+    }
+    if (q->ninclude >= MR_QUERY_MAX_INCLUDE)
+        return mr_diag_set(d, MR_ETOOBIG, "more than %d _include/_revinclude",
+                           MR_QUERY_MAX_INCLUDE);
+    if (!rev && strcmp(value, "*") == 0) {
+        inc.source = q->type;
+        q->include[q->ninclude++] = inc;
+        return MR_OK;
+    }
+    c1 = strchr(value, ':');
+    c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c1 || (c2 && strchr(c2 + 1, ':')))
+        return mr_diag_set(d, MR_EINVALID,
+                           "%s: \"%s\" is not Type:parameter[:targetType]",
+                           what, value);
+    source = mr_arena_strndup(&q->arena, value, (size_t)(c1 - value));
+    code = c2 ? mr_arena_strndup(&q->arena, c1 + 1, (size_t)(c2 - c1 - 1))
+              : mr_arena_strdup(&q->arena, c1 + 1);
+    if (c2 && !(target = mr_arena_strdup(&q->arena, c2 + 1)))
+        return nomem(d);
+    if (!source || !code)
+        return nomem(d);
+    if (!mr_fhir_is_resource_type(source))
+        return mr_diag_set(d, MR_EINVALID, "%s: unknown resource type \"%s\"",
+                           what, source);
+    if (!rev && strcmp(source, q->type) != 0)
+        return mr_diag_set(d, MR_EINVALID,
+                           "_include: \"%s\" is not the searched type %s",
+                           source, q->type);
+    inc.source = source;
+    if (strcmp(code, "*") != 0) {
+        inc.param = mr_search_param_find(source, code);
+        if (!inc.param || inc.param->type != MR_SP_REFERENCE ||
+            !inc.param->npaths)
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s: \"%s\" is not a reference parameter of %s",
+                               what, code, source);
+    }
+    if (target) {
+        int ok = mr_fhir_is_resource_type(target);
+        if (ok && inc.param && inc.param->ntargets) {
+            ok = 0;
+            for (size_t i = 0; i < inc.param->ntargets; i++)
+                ok |= !strcmp(inc.param->targets[i], target);
+        }
+        if (!ok || (rev && strcmp(target, q->type) != 0))
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s: \"%s\" is not a possible target type of "
+                               "%s:%s",
+                               what, target, source, code);
+        inc.target = rev ? NULL : target;
+    }
+    q->include[q->ninclude++] = inc;
+    return MR_OK;
+}
+
+static enum mr_err add_elements(struct mr_query *q, const char *value,
+                                struct mr_diag *d)
+{
+    const char *raw[QUERY_MAX_VALUES];
+    size_t nraw;
+    enum mr_err err;
+
+    if ((err = split_values(q, "_elements", value, raw, &nraw, d)))
+        return err;
+    if (!q->elements) {
+        q->elements = mr_arena_alloc(&q->arena, MR_QUERY_MAX_ELEMENTS *
+                                                    sizeof(*q->elements));
+        if (!q->elements)
+            return nomem(d);
+    }
+    for (size_t i = 0; i < nraw; i++) {
+        const char *e = raw[i];
+        size_t n = strlen(e);
+        if (!((e[0] >= 'a' && e[0] <= 'z') || (e[0] >= 'A' && e[0] <= 'Z')) ||
+            strspn(e, "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != n)
+            return mr_diag_set(d, MR_EINVALID,
+                               "_elements: \"%s\" is not an element name", e);
+        if (q->nelements >= MR_QUERY_MAX_ELEMENTS)
+            return mr_diag_set(d, MR_ETOOBIG, "_elements: more than %d names",
+                               MR_QUERY_MAX_ELEMENTS);
+        q->elements[q->nelements++] = e;
+    }
+    return MR_OK;
+}
+
+/* ---- chained parameters ------------------------------------------------ */
+
+static int usable(const struct mr_search_param *sp, const char *code)
+{
+    return sp && sp->npaths && sp->type != MR_SP_COMPOSITE &&
+           sp->type != MR_SP_SPECIAL && strcmp(code, "phonetic") != 0;
+}
+
+/*
+ * "subject:Patient.name:exact=x": one level. The target type comes from
+ * the :Type modifier, else the reference's only target, else the only
+ * target type that has the chained parameter; otherwise it is ambiguous.
+ */
+static enum mr_err add_chain(struct mr_query *q, const char *name,
+                             const char *value, struct mr_diag *d)
+{
+    const char *dot = strchr(name, '.');
+    const char *ttype = NULL, *tmod = NULL;
+    const struct mr_search_param *ref, *tsp = NULL;
+    struct mr_q_clause *c;
+    char *left, *right, *colon, *refmod = NULL;
+    enum mr_err err;
+
+    left = mr_arena_strndup(&q->arena, name, (size_t)(dot - name));
+    right = mr_arena_strdup(&q->arena, dot + 1);
+    if (!left || !right)
+        return nomem(d);
+    if (strchr(right, '.'))
+        return mr_diag_set(d, MR_EINVALID,
+                           "%s: only one level of chaining is supported", name);
+    if ((colon = strchr(left, ':'))) {
+        *colon = '\0';
+        refmod = colon + 1;
+    }
+    if ((colon = strchr(right, ':'))) {
+        *colon = '\0';
+        tmod = colon + 1;
+    }
+    if (!*left || !*right)
+        return mr_diag_set(d, MR_EINVALID, "%s: empty parameter name", name);
+    ref = mr_search_param_find(q->type, left);
+    if (!usable(ref, left))
+        return add_unknown(q, name, d);
+    if (ref->type != MR_SP_REFERENCE)
+        return mr_diag_set(d, MR_EINVALID,
+                           "%s: %s is not a reference parameter and cannot be "
+                           "chained",
+                           name, left);
+    if (tmod && strcmp(tmod, "missing") == 0)
+        return mr_diag_set(d, MR_EINVALID,
+                           "%s: :missing is not supported on chained "
+                           "parameters",
+                           name);
+    if (refmod) {
+        int ok = mr_fhir_is_resource_type(refmod);
+        if (ok && ref->ntargets) {
+            ok = 0;
+            for (size_t i = 0; i < ref->ntargets; i++)
+                ok |= !strcmp(ref->targets[i], refmod);
+        }
+        if (!ok)
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s: %s is not a target type of %s", name,
+                               refmod, left);
+        ttype = refmod;
+        tsp = mr_search_param_find(ttype, right);
+    } else if (ref->ntargets == 1) {
+        ttype = ref->targets[0];
+        tsp = mr_search_param_find(ttype, right);
+    } else {
+        size_t found = 0;
+        for (size_t i = 0; i < ref->ntargets; i++) {
+            const struct mr_search_param *p =
+                mr_search_param_find(ref->targets[i], right);
+            if (usable(p, right)) {
+                found++;
+                ttype = ref->targets[i];
+                tsp = p;
+            }
+        }
+        if (found > 1 || (found == 0 && ref->ntargets == 0))
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s: ambiguous chain (%s can refer to several "
+                               "types with a \"%s\" parameter): name one, as "
+                               "in %s:Type.%s",
+                               name, left, right, left, right);
+    }
+    if (!ttype || !usable(tsp, right))
+        return add_unknown(q, name, d);
+    if ((err = add_param(q, name, tsp, tmod, value, &c, d)))
+        return err;
+    c->param = ref;
+    c->chain = tsp;
+    c->chain_type = ttype;
+    return MR_OK;
+}
+
+enum mr_err mr_query_add(struct mr_query *q, const char *name,
+                         const char *value, struct mr_diag *d)
+{
+    const char *colon, *modstr = NULL;
+    const struct mr_search_param *sp;
+    struct mr_q_clause *c;
+    char *base;
+    long num;
+
+    if (!name || !value)
+        return mr_diag_set(d, MR_EINVALID, "missing parameter name or value");
+    if (strchr(name, '.') && name[0] != '_')
+        return add_chain(q, name, value, d);
+    colon = strchr(name, ':');
+    base = mr_arena_strndup(&q->arena, name,
+                            colon ? (size_t)(colon - name) : strlen(name));
+    if (!base)
+        return nomem(d);
+    if (colon)
+        modstr = colon + 1;
+    if (!*base)
+        return mr_diag_set(d, MR_EINVALID, "empty parameter name");
+
+    /* Result-shaping parameters. */
+    if (strcmp(base, "_format") == 0 || strcmp(base, "_pretty") == 0)
+        return MR_OK;
+    if (strcmp(base, "_count") == 0) {
+        num = modstr ? -1 : parse_uint(value, MR_QUERY_MAX_COUNT);
+        if (num < 1)
+            return mr_diag_set(d, MR_EINVALID,
+                               "_count: must be an integer 1..%d",
+                               MR_QUERY_MAX_COUNT);
+        q->count = (uint32_t)num;
+        return MR_OK;
+    }
+    if (strcmp(base, "_offset") == 0) {
+        num = modstr ? -1 : parse_uint(value, INT32_MAX);
+        if (num < 0)
+            return mr_diag_set(d, MR_EINVALID,
+                               "_offset: must be a non-negative integer");
+        q->offset = (uint32_t)num;
+        return MR_OK;
+    }
+    if (strcmp(base, "_summary") == 0 && !modstr) {
+        if (strcmp(value, "count") == 0) {
+            q->summary_count = 1;
+            return MR_OK;
+        }
+        if (strcmp(value, "false") == 0)
+            return MR_OK;
+        return mr_diag_set(d, MR_EINVALID,
+                           "_summary=%s is not supported (only count and "
+                           "false)",
+                           value);
+    }
+    if (strcmp(base, "_sort") == 0)
+        return modstr ? mr_diag_set(d, MR_EINVALID,
+                                    "_sort: modifiers are not supported")
+                      : add_sort(q, value, d);
+    if (strcmp(base, "_include") == 0 || strcmp(base, "_revinclude") == 0) {
+        if (modstr)
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s:%s is not supported: only one level of "
+                               "includes",
+                               base, modstr);
+        return add_include(q, base[1] == 'r', value, d);
+    }
+    if (strcmp(base, "_elements") == 0 && !modstr)
+        return add_elements(q, value, d);
+    if (strcmp(base, "_id") == 0 && !modstr)
+        return add_special(q, name, MR_Q_ID, value, d);
+    if (strcmp(base, "_lastUpdated") == 0 && !modstr)
+        return add_special(q, name, MR_Q_LASTUPDATED, value, d);
+    /* _has, _text, _content, _list ... are not supported: reported. */
+    if (base[0] == '_')
+        return add_unknown(q, name, d);
+
+    sp = mr_search_param_find(q->type, base);
+    if (!sp || sp->npaths == 0 || sp->type == MR_SP_COMPOSITE ||
+        sp->type == MR_SP_SPECIAL || !strcmp(base, "phonetic"))
+        return add_unknown(q, name, d);
+    return add_param(q, base, sp, modstr, value, &c, d);
 }
 
 enum mr_err mr_query_parse(struct mr_query *q, const char *type, const char *qs,

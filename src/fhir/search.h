@@ -66,7 +66,33 @@ struct mr_q_clause {
     enum mr_modifier modifier;
     struct mr_q_value *vals;
     size_t nvals;
+    /* Chained parameter ("subject:Patient.name=x"): param is the reference
+     * parameter of the searched type, chain the parameter of chain_type
+     * that vals, kind and modifier apply to. NULL when not chained. */
+    const struct mr_search_param *chain;
+    const char *chain_type;
 };
+
+/* One _sort key: a column (_id, _lastUpdated) or an indexed parameter of
+ * kind string, date, token, number or quantity. */
+struct mr_q_sort {
+    enum mr_q_special special;
+    const struct mr_search_param *param; /* for MR_Q_PARAM */
+    int desc;
+};
+
+/* One _include ("Type:param[:target]", "*") or _revinclude
+ * ("Type:param"). param NULL means every reference parameter of source. */
+struct mr_q_include {
+    int rev;
+    const char *source;
+    const struct mr_search_param *param;
+    const char *target; /* _include only: keep this type; NULL = any */
+};
+
+#define MR_QUERY_MAX_SORT 8
+#define MR_QUERY_MAX_INCLUDE 16
+#define MR_QUERY_MAX_ELEMENTS 64
 
 #define MR_QUERY_MAX_COUNT 1000
 #define MR_QUERY_DEFAULT_COUNT 50
@@ -83,6 +109,17 @@ struct mr_query {
     const char **unknown;
     size_t nunknown;
     struct mr_arena arena;
+    /* _sort keys in order (the store always ends with the resource's
+     * creation order as a tie-break). */
+    struct mr_q_sort *sort;
+    size_t nsort;
+    /* _include and _revinclude, one level. */
+    struct mr_q_include *include;
+    size_t ninclude;
+    /* _elements: top-level element names to keep (id, meta and
+     * resourceType are always kept). */
+    const char **elements;
+    size_t nelements;
 };
 
 /*
@@ -99,6 +136,17 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
                          const char *value, struct mr_diag *d) MR_WUR;
 
 void mr_query_init(struct mr_query *q, const char *type);
+
+/* The Patient compartment (R4 CompartmentDefinition "patient"): for each
+ * resource type, the parameters whose reference puts a resource in a
+ * patient's compartment. Generated in src/fhir/gen/compartment.c; sorted
+ * by resource then code. */
+struct mr_compartment_param {
+    const char *resource;
+    const char *code;
+};
+extern const struct mr_compartment_param mr_patient_compartment[];
+extern const size_t mr_patient_compartment_count;
 void mr_query_release(struct mr_query *q);
 
 #endif

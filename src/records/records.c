@@ -23,6 +23,13 @@ enum mr_err mr__tx_begin(struct mr_records *r, struct mr_diag *d)
     return r->in_bundle ? MR_OK : mr_store_begin(r->st, 1, d);
 }
 
+enum mr_err mr__tx_begin_read(struct mr_records *r, struct mr_diag *d)
+{
+    if (r->in_bundle)
+        return MR_OK;
+    return mr_store_begin(r->st, r->deferred ? 0 : 1, d);
+}
+
 enum mr_err mr__tx_commit(struct mr_records *r, struct mr_diag *d)
 {
     return r->in_bundle ? MR_OK : mr_store_commit(r->st, d);
@@ -733,6 +740,85 @@ enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
 
 /* Finish a read: audit (with the outcome, so failed look-ups are on the
  * trail too) and commit. Returns the read's error if there was one. */
+void mr_audit_batch_init(struct mr_audit_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void mr_audit_batch_release(struct mr_audit_batch *b)
+{
+    mr_free(b->v);
+    mr_arena_release(&b->arena);
+    memset(b, 0, sizeof(*b));
+}
+
+void mr_records_defer_audit(struct mr_records *r, struct mr_audit_batch *b)
+{
+    r->deferred = b;
+}
+
+static const char *adup(struct mr_arena *a, const char *s, int *fail)
+{
+    char *c;
+
+    if (!s)
+        return NULL;
+    c = mr_arena_strdup(a, s);
+    if (!c)
+        *fail = 1;
+    return c;
+}
+
+static enum mr_err defer_audit(struct mr_records *r, const struct mr_actor *a,
+                               const char *action, enum mr_err outcome,
+                               const char *type, const char *id,
+                               const char *patient, const char *query)
+{
+    struct mr_audit_batch *b = r->deferred;
+    struct mr_audit_entry *e;
+    int fail = 0;
+
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 4;
+        struct mr_audit_entry *nv = mr_realloc(b->v, ncap * sizeof(*nv));
+        if (!nv)
+            return MR_ENOMEM;
+        b->v = nv;
+        b->cap = ncap;
+    }
+    e = &b->v[b->n];
+    memset(e, 0, sizeof(*e));
+    e->ts = mr_time_now_ms();
+    e->actor = adup(&b->arena, a->user, &fail);
+    e->role = adup(&b->arena, a->role ? a->role : "unknown", &fail);
+    e->source = adup(&b->arena, a->source, &fail);
+    e->action = adup(&b->arena, action, &fail);
+    e->outcome = adup(&b->arena, outcome ? mr_errname(outcome) : "ok", &fail);
+    e->type = adup(&b->arena, type, &fail);
+    e->id = adup(&b->arena, id, &fail);
+    e->patient = patient && *patient ? adup(&b->arena, patient, &fail) : NULL;
+    e->query = adup(&b->arena, query, &fail);
+    if (fail)
+        return MR_ENOMEM;
+    b->n++;
+    return MR_OK;
+}
+
+enum mr_err mr_records_write_audits(struct mr_records *r,
+                                    const struct mr_audit_batch *b,
+                                    struct mr_diag *d)
+{
+    size_t i;
+    enum mr_err err;
+
+    for (i = 0; i < b->n; i++) {
+        err = mr_store_audit(r->st, &b->v[i], d);
+        if (err)
+            return err;
+    }
+    return MR_OK;
+}
+
 enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
                             const char *action, enum mr_err rerr,
                             const char *type, const char *id,
@@ -742,6 +828,15 @@ enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
     struct mr_diag ad;
     enum mr_err err;
 
+    if (r->deferred && !r->in_bundle) {
+        /* Group commit: the entry is committed by the queue before the
+         * answer is released. */
+        mr_store_rollback(r->st);
+        err = defer_audit(r, a, action, rerr, type, id, patient, query);
+        if (err)
+            return mr_diag_set(d, err, "audit: %s", mr_strerror(err));
+        return rerr;
+    }
     err = mr__audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
     if (!err)
         err = mr__tx_commit(r, &ad);
@@ -769,7 +864,7 @@ enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = mr__tx_begin(r, d);
+    err = mr__tx_begin_read(r, d);
     if (err)
         return err;
     err = mr_store_read(r->st, type, id, version, &res->meta, &res->json, d);
@@ -839,7 +934,7 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
         return err;
     }
     q.count = 2;
-    err = mr__tx_begin(r, d);
+    err = mr__tx_begin_read(r, d);
     if (err) {
         mr_query_release(&q);
         return err;
@@ -872,7 +967,7 @@ enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = mr__tx_begin(r, d);
+    err = mr__tx_begin_read(r, d);
     if (err)
         return err;
     err = mr_store_history(r->st, type, id, cb, ctx, d);
@@ -1488,7 +1583,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
     struct bundle_ctx b;
     struct mr_buf text = MR_BUF_INIT(MR_MAX_BUNDLE_BYTES);
     enum mr_err err;
-    int transaction, rank;
+    int transaction, rank, outer = r->in_bundle;
     struct mr_diag ed;
     char ts[32];
 
@@ -1572,8 +1667,11 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
 
     b.r = r;
     b.a = a;
+    /* Inside a group commit (outer) a savepoint stands in for the
+     * transaction. */
     if (transaction) {
-        err = mr_store_begin(r->st, 1, d);
+        err = outer ? mr_store_savepoint(r->st, MR_SP_OPEN, d)
+                    : mr_store_begin(r->st, 1, d);
         if (err)
             goto out;
         r->in_bundle = 1;
@@ -1584,10 +1682,27 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
             continue;
         mr_diag_clear(&ed);
         b.d = &ed;
+        if (!transaction && outer &&
+            (err = mr_store_savepoint(r->st, MR_SP_OPEN, &ed)))
+            goto out;
         err = run_entry(&b, p, order[k], &text, &ed);
+        if (!transaction && outer) {
+            enum mr_err e2 = mr_store_savepoint(
+                r->st, err ? MR_SP_ROLLBACK : MR_SP_RELEASE, &ed);
+            if (e2) {
+                err = e2;
+                goto out;
+            }
+        }
         if (err && transaction) {
-            r->in_bundle = 0;
-            mr_store_rollback(r->st);
+            r->in_bundle = outer;
+            if (outer) {
+                struct mr_diag sd;
+                if (mr_store_savepoint(r->st, MR_SP_ROLLBACK, &sd))
+                    mr_store_rollback(r->st);
+            } else {
+                mr_store_rollback(r->st);
+            }
             mr_diag_set(d, err, "Bundle.entry[%zu] (%s %s): %s", order[k],
                         p->method, p->url, mr_diag_msg(&ed));
             goto out;
@@ -1600,8 +1715,9 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
         }
     }
     if (transaction) {
-        r->in_bundle = 0;
-        err = mr_store_commit(r->st, d);
+        r->in_bundle = outer;
+        err = outer ? mr_store_savepoint(r->st, MR_SP_RELEASE, d)
+                    : mr_store_commit(r->st, d);
         if (err)
             goto out;
     }
@@ -1651,7 +1767,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
     if (err)
         mr_diag_set(d, err, "building the response: %s", mr_strerror(err));
 out:
-    r->in_bundle = 0;
+    r->in_bundle = outer;
     r->next_id = NULL;
     mr_arena_release(&b.arena);
     mr_free(b.map);

@@ -116,6 +116,51 @@ enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
                               mr_store_cb cb, void *ctx, int64_t *total,
                               struct mr_diag *d) MR_WUR;
 
+enum mr_search_flags {
+    /* Ignore unknown parameters (listed in info->ignored) instead of
+     * refusing the search: the client's Prefer: handling=lenient. */
+    MR_SEARCH_LENIENT = 1,
+};
+
+/* What a search found, besides its resources. */
+struct mr_search_info {
+    int64_t total;      /* matches in all */
+    uint32_t count;     /* page size asked for */
+    uint32_t offset;    /* first match of the page */
+    int summary_count;  /* _summary=count: no resources were returned */
+    char ignored[1024]; /* lenient: ignored parameters, ", "-separated */
+};
+
+/*
+ * Search with everything mr_records_search does plus _include and
+ * _revinclude (include is called for each included resource after the
+ * matches; NULL leaves them out), _elements (match receives the subset,
+ * tagged SUBSETTED) and flags (enum mr_search_flags). info (may be NULL)
+ * is filled on success.
+ */
+enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
+                                 const char *type, const char *query,
+                                 int flags, mr_store_cb match,
+                                 mr_store_cb include, void *ctx,
+                                 struct mr_search_info *info,
+                                 struct mr_diag *d) MR_WUR;
+
+/* Type history (type set) or system history (type NULL): versions newest
+ * first; query may hold _since (an instant) and _count (1..1000, default
+ * 50). *total (may be NULL) receives the number of versions since then. */
+enum mr_err mr_records_history_all(struct mr_records *r,
+                                   const struct mr_actor *a, const char *type,
+                                   const char *query, mr_store_cb cb, void *ctx,
+                                   int64_t *total, struct mr_diag *d) MR_WUR;
+
+/* Patient/{id}/$everything: the Patient, then every current resource in
+ * its compartment (in creation order), audited as one read. MR_ETOOBIG
+ * above 20000 resources. *total (may be NULL) receives the number sent. */
+enum mr_err mr_records_everything(struct mr_records *r,
+                                  const struct mr_actor *a, const char *id,
+                                  mr_store_cb cb, void *ctx, int64_t *total,
+                                  struct mr_diag *d) MR_WUR;
+
 /* Write every current resource as NDJSON to out. *count may be NULL. */
 enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
                               FILE *out, int64_t *count,
@@ -155,6 +200,57 @@ enum mr_err mr_records_audit_scan(struct mr_records *r,
                                   const struct mr_actor *a, const char *patient,
                                   mr_audit_cb cb, void *ctx,
                                   struct mr_diag *d) MR_WUR;
+
+/*
+ * Group commit. A server answers many requests at once; instead of one
+ * disk commit per request, writes run on one committer thread that puts
+ * every queued job into one transaction (each job in its own savepoint,
+ * so a failing job is undone alone) and commits once. Reads run on their
+ * own threads and queue only their audit entries; the answer is released
+ * after the commit that holds them, so nothing is disclosed unaudited.
+ */
+struct mr_audit_batch {
+    struct mr_audit_entry *v;
+    size_t n, cap;
+    struct mr_arena arena; /* the entries' strings */
+};
+void mr_audit_batch_init(struct mr_audit_batch *b);
+void mr_audit_batch_release(struct mr_audit_batch *b);
+
+/* While b is set, reads on r keep their audit entries in b instead of
+ * committing them (the caller must get them committed, e.g. with a job
+ * calling mr_records_write_audits, before answering). NULL turns it off. */
+void mr_records_defer_audit(struct mr_records *r, struct mr_audit_batch *b);
+
+/* Write b's entries in the current (queue) transaction. */
+enum mr_err mr_records_write_audits(struct mr_records *r,
+                                    const struct mr_audit_batch *b,
+                                    struct mr_diag *d) MR_WUR;
+
+struct mr_job {
+    /* Runs on the committer thread inside the group transaction, with
+     * the committer's records handle. Non-zero: undo this job's writes. */
+    int (*run)(void *ctx, struct mr_records *r);
+    /* Called after the group commit: MR_OK if durable (jobs that asked
+     * to be undone still get MR_OK: nothing of theirs was written). */
+    void (*done)(void *ctx, enum mr_err commit);
+    void *ctx;
+    /* MR_JOB_APPEND: the job only appends (audit entries) and needs no
+     * savepoint of its own; if it fails the whole batch fails. */
+    unsigned flags;
+    struct mr_job *next; /* queue link */
+};
+#define MR_JOB_APPEND 1u
+
+struct mr_queue;
+
+/* Start a committer thread on its own connection to db. */
+enum mr_err mr_queue_start(const char *db, struct mr_queue **out,
+                           struct mr_diag *d) MR_WUR;
+/* Queue a job (the caller keeps it alive until done is called). */
+void mr_queue_submit(struct mr_queue *q, struct mr_job *job);
+/* Finish the queued jobs, stop the thread, free q. */
+void mr_queue_stop(struct mr_queue *q);
 
 /* The MRN of a Patient resource (from its identifiers), or NULL. The
  * pointer is into res. */

@@ -18,11 +18,14 @@ struct mr_records {
      * transaction, which the bundle code begins, commits or rolls back. */
     int in_bundle;
     const char *next_id; /* id for the next create (bundle POST) */
+    struct mr_audit_batch *deferred; /* reads' audit entries, if set */
 };
 
 /* Transactions that join an enclosing transaction Bundle when there is
  * one. */
 enum mr_err mr__tx_begin(struct mr_records *r, struct mr_diag *d);
+/* For reads: a read transaction when audits are deferred. */
+enum mr_err mr__tx_begin_read(struct mr_records *r, struct mr_diag *d);
 enum mr_err mr__tx_commit(struct mr_records *r, struct mr_diag *d);
 void mr__tx_rollback(struct mr_records *r);
 

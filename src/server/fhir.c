@@ -467,6 +467,11 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
             mr__fhir_fail(resp, MR_EUNSUPPORTED, "metadata is read-only");
         return;
     }
+    if (rt.nseg == 1 && !strcmp(rt.seg[0], "_history") && is_get(m)) {
+        resp->route = "/fhir/_history";
+        mr__fhir_history_all(req, resp, NULL);
+        return;
+    }
     type = rt.seg[0];
     if (!mr_fhir_is_resource_type(type)) {
         resp->route = "/fhir/:unknown";
@@ -508,6 +513,18 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         else
             mr__fhir_search(req, resp, type, q.ptr);
         mr_buf_release(&q);
+        return;
+    }
+    if (rt.nseg == 2 && !strcmp(rt.seg[1], "_history") && is_get(m)) {
+        resp->route = "/fhir/:type/_history";
+        mr__fhir_history_all(req, resp, type);
+        return;
+    }
+    if (rt.nseg == 3 && !strcmp(type, "Patient") &&
+        !strcmp(rt.seg[2], "$everything") && is_get(m) &&
+        mr_id_valid(rt.seg[1])) {
+        resp->route = "/fhir/Patient/:id/$everything";
+        mr__fhir_everything(req, resp, rt.seg[1]);
         return;
     }
     if (!mr_id_valid(rt.seg[1])) {

@@ -14,4 +14,12 @@ void mr__fhir_fail_diag(struct mr_http_resp *resp, const struct mr_diag *d);
 void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
                      const char *type, const char *query);
 
+/* GET /fhir/Type/_history (type set) and /fhir/_history (type NULL). */
+void mr__fhir_history_all(const struct mr_http_req *req,
+                          struct mr_http_resp *resp, const char *type);
+
+/* GET /fhir/Patient/{id}/$everything. */
+void mr__fhir_everything(const struct mr_http_req *req,
+                         struct mr_http_resp *resp, const char *id);
+
 #endif

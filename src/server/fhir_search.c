@@ -1,8 +1,10 @@
 /*
  * FHIR search over HTTP: searchset Bundles with paging links.
  */
+#include "core/time.h"
 #include "server/fhir_impl.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,18 +17,59 @@ struct bundle_ctx {
     enum mr_err err;
 };
 
+static int add_entry(struct bundle_ctx *b, const struct mr_version *m,
+                     const char *json, size_t len, const char *mode)
+{
+    b->err = mr_buf_addf(b->out,
+                         "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":%.*s,"
+                         "\"search\":{\"mode\":\"%s\"}}",
+                         b->n ? "," : "", b->base, m->type, m->id, (int)len,
+                         json, mode);
+    b->n++;
+    return b->err ? (int)b->err : 0;
+}
+
 static int bundle_entry(void *ctx, const struct mr_version *m, const char *json,
                         size_t len)
 {
-    struct bundle_ctx *b = ctx;
+    return add_entry(ctx, m, json, len, "match");
+}
 
-    b->err =
-        mr_buf_addf(b->out,
-                    "%s{\"fullUrl\":\"%s/%s/%s\",\"resource\":%.*s,"
-                    "\"search\":{\"mode\":\"match\"}}",
-                    b->n ? "," : "", b->base, m->type, m->id, (int)len, json);
+static int include_entry(void *ctx, const struct mr_version *m,
+                         const char *json, size_t len)
+{
+    return add_entry(ctx, m, json, len, "include");
+}
+
+/* An OperationOutcome entry (search.mode "outcome") warning that the
+ * listed parameters were ignored; the names are the client's text, so
+ * they are JSON-escaped by jansson. */
+static enum mr_err outcome_entry(struct bundle_ctx *b, const char *ignored)
+{
+    json_t *e;
+    char *text;
+    enum mr_err err;
+
+    e = json_pack("{s:{s:s,s:[{s:s,s:s,s:s+}]},s:{s:s}}", "resource",
+                  "resourceType", "OperationOutcome", "issue", "severity",
+                  "warning", "code", "not-supported", "diagnostics",
+                  "unknown or unsupported search parameters ignored: ", ignored,
+                  "search", "mode", "outcome");
+    text = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(e);
+    if (!text)
+        return MR_ENOMEM;
+    err = mr_buf_addf(b->out, "%s%s", b->n ? "," : "", text);
     b->n++;
-    return b->err ? (int)b->err : 0;
+    free(text);
+    return err;
+}
+
+/* Prefer: handling=lenient (RFC 7240 preferences, comma-separated). */
+static int prefer_lenient(const struct mr_http_req *req)
+{
+    const char *p = req->header(req->header_ctx, "Prefer");
+    return p && strstr(p, "handling=lenient") != NULL;
 }
 
 /* The query without _offset, for building paging links. */
@@ -48,61 +91,57 @@ static void strip_offset(const char *q, struct mr_buf *out)
     }
 }
 
-static long query_int(const char *q, const char *name, long def)
-{
-    size_t n = strlen(name);
-    const char *p = q;
-
-    while (p && *p) {
-        if (!strncmp(p, name, n) && p[n] == '=')
-            return strtol(p + n + 1, NULL, 10);
-        p = strchr(p, '&');
-        if (p)
-            p++;
-    }
-    return def;
-}
-
 void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
                      const char *type, const char *query)
 {
     struct mr_buf entries = MR_BUF_INIT(256u << 20);
     struct mr_buf rest = MR_BUF_INIT(64u << 10);
     struct bundle_ctx b = {&entries, req->base, 0, MR_OK};
+    struct mr_search_info info;
     struct mr_diag d;
-    int64_t total = 0;
     long count, offset;
+    int64_t total;
     enum mr_err err;
 
     mr_diag_clear(&d);
-    err = mr_records_search(req->records, &req->actor, type, query,
-                            bundle_entry, &b, &total, &d);
+    err = mr_records_search_ex(req->records, &req->actor, type, query,
+                               prefer_lenient(req) ? MR_SEARCH_LENIENT : 0,
+                               bundle_entry, include_entry, &b, &info, &d);
     if (err) {
         mr__fhir_fail_diag(resp, &d);
         goto done;
     }
-    count = query_int(query, "_count", 50);
-    offset = query_int(query, "_offset", 0);
+    total = info.total;
+    count = info.count;
+    offset = info.offset;
+    if (info.ignored[0] && (err = outcome_entry(&b, info.ignored))) {
+        mr__fhir_fail(resp, err, NULL);
+        goto done;
+    }
     strip_offset(query, &rest);
     err = mr_buf_addf(&resp->body,
                       "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
                       "\"total\":%lld,\"link\":[{\"relation\":\"self\","
                       "\"url\":\"%s/%s?%s\"}",
                       (long long)total, req->base, type, query);
-    if (!err && count > 0 && offset + count < total)
+    if (!err && !info.summary_count && count > 0 && offset + count < total)
         err = mr_buf_addf(&resp->body,
                           ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
                           "_offset=%ld\"}",
                           req->base, type, rest.ptr, rest.len ? "&" : "",
                           offset + count);
-    if (!err && count > 0 && offset > 0)
+    if (!err && !info.summary_count && count > 0 && offset > 0)
         err = mr_buf_addf(&resp->body,
                           ",{\"relation\":\"previous\",\"url\":\"%s/%s?%s%s"
                           "_offset=%ld\"}",
                           req->base, type, rest.ptr, rest.len ? "&" : "",
                           offset > count ? offset - count : 0);
-    if (!err)
+    /* _summary=count: the total only (an outcome entry still says what
+     * was ignored). */
+    if (!err && (!info.summary_count || b.n))
         err = mr_buf_addf(&resp->body, "],\"entry\":[%s]}", entries.ptr);
+    else if (!err)
+        err = mr_buf_adds(&resp->body, "]}");
     if (err)
         mr__fhir_fail(resp, err, NULL);
     else
@@ -110,4 +149,97 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
 done:
     mr_buf_release(&entries);
     mr_buf_release(&rest);
+}
+
+/* ---- type and system history ---------------------------------------- */
+
+struct hist_ctx {
+    struct mr_buf *out;
+    const char *base;
+    int n;
+};
+
+/* The entry shape of instance history (fhir.c). */
+static int hist_entry(void *ctx, const struct mr_version *m, const char *json,
+                      size_t len)
+{
+    struct hist_ctx *h = ctx;
+    char ts[32];
+    enum mr_err err;
+
+    mr_time_format(m->ts, ts);
+    err = mr_buf_addf(h->out, "%s{\"fullUrl\":\"%s/%s/%s\",", h->n ? "," : "",
+                      h->base, m->type, m->id);
+    if (!err && !m->deleted)
+        err = mr_buf_addf(h->out, "\"resource\":%.*s,", (int)len, json);
+    if (!err)
+        err = mr_buf_addf(
+            h->out,
+            "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
+            "\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
+            "\"lastModified\":\"%s\"}}",
+            m->deleted        ? "DELETE"
+            : m->version == 1 ? "POST"
+                              : "PUT",
+            m->type, m->id,
+            m->deleted        ? "204"
+            : m->version == 1 ? "201"
+                              : "200",
+            (long long)m->version, ts);
+    h->n++;
+    return err ? (int)err : 0;
+}
+
+void mr__fhir_history_all(const struct mr_http_req *req,
+                          struct mr_http_resp *resp, const char *type)
+{
+    struct mr_buf entries = MR_BUF_INIT(256u << 20);
+    struct hist_ctx h = {&entries, req->base, 0};
+    struct mr_diag d;
+    int64_t total = 0;
+
+    mr_diag_clear(&d);
+    if (mr_records_history_all(req->records, &req->actor, type, req->query,
+                               hist_entry, &h, &total, &d)) {
+        mr__fhir_fail_diag(resp, &d);
+    } else if (mr_buf_addf(&resp->body,
+                           "{\"resourceType\":\"Bundle\",\"type\":"
+                           "\"history\",\"total\":%lld,\"link\":[{"
+                           "\"relation\":\"self\",\"url\":\"%s%s%s/_history"
+                           "%s%s\"}],\"entry\":[%s]}",
+                           (long long)total, req->base, type ? "/" : "",
+                           type ? type : "", req->query[0] ? "?" : "",
+                           req->query, entries.ptr)) {
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
+    } else {
+        resp->status = 200;
+    }
+    mr_buf_release(&entries);
+}
+
+/* ---- Patient $everything -------------------------------------------- */
+
+void mr__fhir_everything(const struct mr_http_req *req,
+                         struct mr_http_resp *resp, const char *id)
+{
+    struct mr_buf entries = MR_BUF_INIT(256u << 20);
+    struct bundle_ctx b = {&entries, req->base, 0, MR_OK};
+    struct mr_diag d;
+    int64_t total = 0;
+
+    mr_diag_clear(&d);
+    if (mr_records_everything(req->records, &req->actor, id, bundle_entry, &b,
+                              &total, &d)) {
+        mr__fhir_fail_diag(resp, &d);
+    } else if (mr_buf_addf(&resp->body,
+                           "{\"resourceType\":\"Bundle\",\"type\":"
+                           "\"searchset\",\"total\":%lld,\"link\":[{"
+                           "\"relation\":\"self\",\"url\":\"%s/Patient/%s/"
+                           "$everything\"}],\"entry\":[%s]}",
+                           (long long)total, req->base, id, entries.ptr)) {
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
+    } else {
+        resp->status = 200;
+    }
+    mr_buf_release(&entries);
 }

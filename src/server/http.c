@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 struct server {
@@ -25,14 +26,32 @@ struct server {
     struct mr_records *handles[256]; /* every worker's, closed at exit */
     unsigned nhandles;
     FILE *log;
+    struct mr_queue *queue;
 };
 
 static _Thread_local struct mr_records *tl_records;
+
+enum rq_state { RQ_NEW, RQ_PENDING, RQ_READY };
 
 struct request {
     struct mr_buf body;
     int too_big;
     double t0;
+    enum rq_state state;
+    struct server *srv;
+    struct MHD_Connection *conn;
+    struct mr_http_req req;
+    struct mr_http_resp resp;
+    struct mr_buf query;
+    char base[256];
+    char path[2048];
+    char method[16];
+    /* Headers the FHIR layer reads, copied: a write runs on the
+     * committer thread while its connection is suspended. */
+    char if_match[64], content_type[128], prefer[128];
+    char if_none_exist[2048];
+    struct mr_audit_batch audit;
+    struct mr_job job;
 };
 
 static double now_s(void)
@@ -65,8 +84,27 @@ static struct mr_records *thread_records(struct server *srv, struct mr_diag *d)
 
 static const char *get_header(void *ctx, const char *name)
 {
-    return MHD_lookup_connection_value((struct MHD_Connection *)ctx,
-                                       MHD_HEADER_KIND, name);
+    struct request *rq = ctx;
+
+    if (!strcasecmp(name, "If-Match"))
+        return rq->if_match[0] ? rq->if_match : NULL;
+    if (!strcasecmp(name, "If-None-Exist"))
+        return rq->if_none_exist[0] ? rq->if_none_exist : NULL;
+    if (!strcasecmp(name, "Content-Type"))
+        return rq->content_type[0] ? rq->content_type : NULL;
+    if (!strcasecmp(name, "Prefer"))
+        return rq->prefer[0] ? rq->prefer : NULL;
+    return NULL;
+}
+
+static void copy_header(struct MHD_Connection *conn, const char *name,
+                        char *dst, size_t cap)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+
+    dst[0] = '\0';
+    if (v && strlen(v) < cap)
+        snprintf(dst, cap, "%s", v);
 }
 
 struct qctx {
@@ -173,6 +211,64 @@ static void error_resp(struct mr_http_resp *resp, enum mr_err err,
         mr_buf_reset(&resp->body);
 }
 
+static int is_write(const char *method, const char *url)
+{
+    size_t n = strlen(url);
+
+    if (!strcmp(method, "PUT") || !strcmp(method, "DELETE"))
+        return 1;
+    return !strcmp(method, "POST") &&
+           !(n >= 8 && !strcmp(url + n - 8, "/_search"));
+}
+
+/* Committer thread: the whole FHIR write runs inside the group
+ * transaction; a failed request's changes are undone by its savepoint. */
+static int run_write(void *ctx, struct mr_records *r)
+{
+    struct request *rq = ctx;
+
+    rq->req.records = r;
+    mr_fhir_handle(&rq->req, &rq->resp);
+    return rq->resp.status >= 400;
+}
+
+static int run_audit(void *ctx, struct mr_records *r)
+{
+    struct request *rq = ctx;
+    struct mr_diag d;
+
+    return mr_records_write_audits(r, &rq->audit, &d) != MR_OK;
+}
+
+static void job_done(void *ctx, enum mr_err commit)
+{
+    struct request *rq = ctx;
+
+    if (commit) {
+        /* Not durable, so not answered with success, and a read's data
+         * is not released without its audit entry. */
+        rq->resp.location[0] = rq->resp.etag[0] = '\0';
+        rq->resp.last_modified[0] = '\0';
+        error_resp(&rq->resp, commit,
+                   "the request could not be committed; nothing was "
+                   "changed or disclosed");
+    }
+    rq->state = RQ_READY;
+    MHD_resume_connection(rq->conn);
+}
+
+static void suspend_for(struct request *rq,
+                        int (*run)(void *ctx, struct mr_records *r))
+{
+    rq->state = RQ_PENDING;
+    rq->job.run = run;
+    rq->job.done = job_done;
+    rq->job.ctx = rq;
+    rq->job.flags = run == run_audit ? MR_JOB_APPEND : 0;
+    MHD_suspend_connection(rq->conn);
+    mr_queue_submit(rq->srv->queue, &rq->job);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload,
@@ -180,13 +276,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 {
     struct server *srv = cls;
     struct request *rq = *con_cls;
-    struct mr_http_resp resp;
-    struct mr_http_req req;
-    struct mr_buf query = MR_BUF_INIT(64u << 10);
-    struct qctx qc = {&query, MR_OK};
+    struct qctx qc;
     struct mr_diag d;
-    char base[256];
-    enum MHD_Result ret;
+    struct mr_records *records;
+    const char *host;
 
     (void)version;
     if (!rq) {
@@ -194,10 +287,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         if (!rq)
             return MHD_NO;
         mr_buf_init(&rq->body, MR_HTTP_MAX_BODY);
+        mr_buf_init(&rq->query, 64u << 10);
+        mr_buf_init(&rq->resp.body, 256u << 20);
+        mr_audit_batch_init(&rq->audit);
         rq->t0 = now_s();
+        rq->srv = srv;
+        rq->conn = conn;
         *con_cls = rq;
         return MHD_YES;
     }
+    if (rq->state == RQ_READY)
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+    if (rq->state == RQ_PENDING)
+        return MHD_YES;
     if (*upload_size) {
         /* Past the limit the rest is read and dropped, never kept. */
         if (!rq->too_big && mr_buf_add(&rq->body, upload, *upload_size)) {
@@ -208,59 +310,77 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
 
-    memset(&resp, 0, sizeof(resp));
-    mr_buf_init(&resp.body, 256u << 20);
-    resp.status = 500;
+    snprintf(rq->method, sizeof(rq->method), "%s", method);
+    rq->resp.status = 500;
     mr_diag_clear(&d);
     if (rq->too_big) {
-        resp.route = "-";
+        rq->resp.route = "-";
         mr_diag_set(&d, MR_ETOOBIG,
                     "request body exceeds the limit of %u bytes",
                     MR_HTTP_MAX_BODY);
-        error_resp(&resp, MR_ETOOBIG, d.msg);
-    } else if (strncmp(url, "/fhir", 5) != 0 ||
-               (url[5] != '/' && url[5] != '\0')) {
-        resp.route = "-";
-        error_resp(&resp, MR_ENOTFOUND,
-                   "no such endpoint; the FHIR API "
-                   "is at /fhir");
-    } else {
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &qc);
-        memset(&req, 0, sizeof(req));
-        req.records = thread_records(srv, &d);
-        if (!req.records) {
-            resp.route = "-";
-            error_resp(&resp, d.code, mr_diag_msg(&d));
-        } else if (qc.err) {
-            resp.route = "-";
-            error_resp(&resp, MR_ETOOBIG, "query string too long");
-        } else {
-            const char *host =
-                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-            snprintf(base, sizeof(base), "http://%s/fhir",
-                     host && strlen(host) < 200 && !strpbrk(host, "\"\\ /")
-                         ? host
-                         : srv->base_host);
-            req.method = method;
-            req.path = url + 5;
-            req.base = base;
-            req.query = query.ptr;
-            req.header = get_header;
-            req.header_ctx = conn;
-            req.body = rq->body.ptr;
-            req.body_len = rq->body.len;
-            /* Until sign-in arrives (security issue) the server acts as
-             * one local service actor; every access is still audited. */
-            req.actor.user = "local-service";
-            req.actor.role = "system";
-            req.actor.source = "http";
-            mr_fhir_handle(&req, &resp);
-        }
+        error_resp(&rq->resp, MR_ETOOBIG, d.msg);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
     }
-    ret = send_resp(srv, conn, method, &resp, rq->t0);
-    mr_buf_release(&resp.body);
-    mr_buf_release(&query);
-    return ret;
+    if (strncmp(url, "/fhir", 5) != 0 || (url[5] != '/' && url[5] != '\0') ||
+        strlen(url) >= sizeof(rq->path) + 5) {
+        rq->resp.route = "-";
+        error_resp(&rq->resp, MR_ENOTFOUND,
+                   "no such endpoint; the FHIR API is at /fhir");
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+    }
+    qc.q = &rq->query;
+    qc.err = MR_OK;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &qc);
+    if (qc.err) {
+        rq->resp.route = "-";
+        error_resp(&rq->resp, MR_ETOOBIG, "query string too long");
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+    }
+    host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    snprintf(rq->base, sizeof(rq->base), "http://%s/fhir",
+             host && strlen(host) < 200 && !strpbrk(host, "\"\\ /")
+                 ? host
+                 : srv->base_host);
+    snprintf(rq->path, sizeof(rq->path), "%s", url + 5);
+    copy_header(conn, "If-Match", rq->if_match, sizeof(rq->if_match));
+    copy_header(conn, "If-None-Exist", rq->if_none_exist,
+                sizeof(rq->if_none_exist));
+    copy_header(conn, "Content-Type", rq->content_type,
+                sizeof(rq->content_type));
+    copy_header(conn, "Prefer", rq->prefer, sizeof(rq->prefer));
+    rq->req.method = rq->method;
+    rq->req.path = rq->path;
+    rq->req.base = rq->base;
+    rq->req.query = rq->query.ptr;
+    rq->req.header = get_header;
+    rq->req.header_ctx = rq;
+    rq->req.body = rq->body.ptr;
+    rq->req.body_len = rq->body.len;
+    /* Until sign-in arrives (security issue) the server acts as one local
+     * service actor; every access is still audited. */
+    rq->req.actor.user = "local-service";
+    rq->req.actor.role = "system";
+    rq->req.actor.source = "http";
+
+    if (is_write(method, url)) {
+        suspend_for(rq, run_write);
+        return MHD_YES;
+    }
+    records = thread_records(srv, &d);
+    if (!records) {
+        rq->resp.route = "-";
+        error_resp(&rq->resp, d.code, mr_diag_msg(&d));
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+    }
+    rq->req.records = records;
+    mr_records_defer_audit(records, &rq->audit);
+    mr_fhir_handle(&rq->req, &rq->resp);
+    mr_records_defer_audit(records, NULL);
+    if (rq->audit.n) {
+        suspend_for(rq, run_audit);
+        return MHD_YES;
+    }
+    return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -274,6 +394,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rq)
         return;
     mr_buf_release(&rq->body);
+    mr_buf_release(&rq->query);
+    mr_buf_release(&rq->resp.body);
+    mr_audit_batch_release(&rq->audit);
     mr_free(rq);
     *con_cls = NULL;
 }
@@ -331,6 +454,8 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     if (mr_records_open(cfg->db, 0, &probe, d))
         return d->code;
     mr_records_close(probe);
+    if (mr_queue_start(cfg->db, &srv.queue, d))
+        return d->code;
 
     /* Workers inherit this mask; the main thread takes the signals. */
     sigemptyset(&set);
@@ -341,17 +466,20 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
 
     threads = cfg->threads ? cfg->threads : 4;
     daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
-        NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR,
         (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MR_HTTP_MAX_HEADER,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
-    if (!daemon)
+    if (!daemon) {
+        mr_queue_stop(srv.queue);
         return mr_diag_set(d, MR_EIO, "cannot listen on %s",
                            cfg->http ? cfg->http : "127.0.0.1:8080");
+    }
     info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     port = info ? info->port : ntohs(sa.sin_port);
     inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
@@ -363,6 +491,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         ;
     /* Stop accepting, let in-flight requests finish, then close. */
     MHD_quiesce_daemon(daemon);
+    mr_queue_stop(srv.queue); /* commits and resumes what is pending */
     MHD_stop_daemon(daemon);
     for (i = 0; i < srv.nhandles; i++)
         mr_records_close(srv.handles[i]);

@@ -16,7 +16,7 @@
 /* Request bodies above this are refused with 413 (bytes). */
 #define MR_HTTP_MAX_BODY (32u << 20)
 /* Request line + headers above this are refused by libmicrohttpd. */
-#define MR_HTTP_MAX_HEADER (64u << 10)
+#define MR_HTTP_MAX_HEADER (16u << 10)
 
 struct mr_server_config {
     const char *db;

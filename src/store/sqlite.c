@@ -25,6 +25,12 @@ enum stmt_id {
     S_READ_CUR,
     S_READ_VER,
     S_HISTORY,
+    S_BEGIN_W,
+    S_BEGIN_R,
+    S_COMMIT,
+    S_SP_OPEN,
+    S_SP_RELEASE,
+    S_SP_ROLLBACK,
     S_SEQ,
     S_SEQ_USED,
     S_AUDIT,
@@ -78,6 +84,14 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_HISTORY] = "SELECT v.version, v.ts, v.deleted, v.author, v.reason,"
                   " v.json FROM resource r JOIN version v ON v.rid = r.rid"
                   " WHERE r.type = ?1 AND r.id = ?2 ORDER BY v.version DESC",
+    /* Transaction control is prepared once too: a server runs it for
+     * every request. */
+    [S_BEGIN_W] = "BEGIN IMMEDIATE",
+    [S_BEGIN_R] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_SP_OPEN] = "SAVEPOINT job",
+    [S_SP_RELEASE] = "RELEASE job",
+    [S_SP_ROLLBACK] = "ROLLBACK TO job",
     [S_SEQ] = "INSERT INTO seq(name, value) VALUES(?1, ?2)"
               " ON CONFLICT(name) DO UPDATE SET value = value + 1"
               " RETURNING value",
@@ -416,12 +430,15 @@ fail:
     return err;
 }
 
+static enum mr_err run_stmt(struct sq_store *s, enum stmt_id id,
+                            struct mr_diag *d);
+
 static enum mr_err sq_begin(struct mr_store *base, int write, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
     enum mr_err err;
 
-    err = exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", d);
+    err = run_stmt(s, write ? S_BEGIN_W : S_BEGIN_R, d);
     if (!err)
         s->in_tx = 1;
     return err;
@@ -460,7 +477,7 @@ static enum mr_err sq_commit(struct mr_store *base, struct mr_diag *d)
     enum mr_err err = flush_index(s, d);
 
     if (!err)
-        err = exec(s, "COMMIT", d);
+        err = run_stmt(s, S_COMMIT, d);
 
     if (err) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -481,18 +498,38 @@ static void sq_rollback(struct mr_store *base)
     s->in_tx = 0;
 }
 
-static enum mr_err sq_savepoint(struct mr_store *base,
-                                enum mr_savepoint_op op, struct mr_diag *d)
+static enum mr_err run_stmt(struct sq_store *s, enum stmt_id id,
+                            struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = prep(s, id, &st, d);
+    int rc;
+
+    if (err)
+        return err;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, stmt_sql[id]);
+    return MR_OK;
+}
+
+static enum mr_err sq_savepoint(struct mr_store *base, enum mr_savepoint_op op,
+                                struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
+    enum mr_err err;
 
     switch (op) {
     case MR_SP_OPEN:
-        return exec(s, "SAVEPOINT job", d);
+        return run_stmt(s, S_SP_OPEN, d);
     case MR_SP_RELEASE:
-        return exec(s, "RELEASE job", d);
+        return run_stmt(s, S_SP_RELEASE, d);
     case MR_SP_ROLLBACK:
-        return exec(s, "ROLLBACK TO job; RELEASE job", d);
+        err = run_stmt(s, S_SP_ROLLBACK, d);
+        if (!err)
+            err = run_stmt(s, S_SP_RELEASE, d);
+        return err;
     }
     return MR_EINTERNAL;
 }
@@ -1082,6 +1119,29 @@ static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
         return;
     }
     negate = c->modifier == MR_MOD_NOT;
+    if (c->chain) {
+        /* Resources whose reference param points at a c->chain_type
+         * resource matching the chained condition. References are
+         * stored as written ("Patient/abc"). */
+        qs(q, "r.rid IN (SELECT rid FROM ix_ref WHERE key = ");
+        bi(q, c->param->key);
+        qs(q, " AND ref IN (SELECT "), bt(q, c->chain_type);
+        qs(q, " || '/' || t.id FROM resource t WHERE t.type = ");
+        bt(q, c->chain_type);
+        qs(q, " AND t.deleted = 0 AND t.rid");
+        qs(q, negate ? " NOT IN (SELECT rid FROM " : " IN (SELECT rid FROM ");
+        qs(q, ix_table[c->kind]);
+        qs(q, " WHERE key = "), bi(q, c->chain->key), qs(q, " AND (");
+        for (i = 0; i < c->nvals; i++) {
+            if (i)
+                qs(q, " OR ");
+            value_cond(q, c, &c->vals[i]);
+        }
+        if (c->nvals == 0)
+            qs(q, "0");
+        qs(q, "))))");
+        return;
+    }
     qs(q, negate ? "r.rid NOT IN (SELECT rid FROM "
                  : "r.rid IN (SELECT rid FROM ");
     qs(q, ix_table[c->kind]);
@@ -1137,15 +1197,212 @@ static enum mr_err bind_all(struct sq_store *s, sqlite3_stmt *st,
     return MR_OK;
 }
 
-static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
-                             mr_store_cb cb, void *ctx, int64_t *total,
-                             struct mr_diag *d)
+/*
+ * ORDER BY for _sort. Column and table names come from fixed tables
+ * indexed by kind, never from the query; parameter keys are bound. A
+ * parameter sorts by its smallest indexed value ascending and its largest
+ * descending; resources without a value come last either way. The
+ * creation order (rid) breaks ties so that paging is stable.
+ */
+static void build_order(struct qbuild *q, const struct mr_query *qr)
 {
-    struct sq_store *s = (struct sq_store *)base;
+    static const char *const lo_col[] = {
+        [MR_IX_STRING] = "min(norm)",  [MR_IX_TOKEN] = "min(code)",
+        [MR_IX_DATE] = "min(lo)",      [MR_IX_REFERENCE] = "min(ref)",
+        [MR_IX_NUMBER] = "min(value)", [MR_IX_QUANTITY] = "min(value)",
+        [MR_IX_URI] = "min(uri)",
+    };
+    static const char *const hi_col[] = {
+        [MR_IX_STRING] = "max(norm)",  [MR_IX_TOKEN] = "max(code)",
+        [MR_IX_DATE] = "max(hi)",      [MR_IX_REFERENCE] = "max(ref)",
+        [MR_IX_NUMBER] = "max(value)", [MR_IX_QUANTITY] = "max(value)",
+        [MR_IX_URI] = "max(uri)",
+    };
+    size_t i;
+
+    qs(q, " ORDER BY ");
+    for (i = 0; i < qr->nsort; i++) {
+        const struct mr_q_sort *k = &qr->sort[i];
+        const char *dir = k->desc ? " DESC, " : " ASC, ";
+
+        if (k->special == MR_Q_ID) {
+            qs(q, "r.id"), qs(q, dir);
+        } else if (k->special == MR_Q_LASTUPDATED) {
+            qs(q, "r.updated"), qs(q, dir);
+        } else if (k->param) {
+            enum mr_ix_kind kind;
+            switch (k->param->type) {
+            case MR_SP_STRING:
+                kind = MR_IX_STRING;
+                break;
+            case MR_SP_DATE:
+                kind = MR_IX_DATE;
+                break;
+            case MR_SP_NUMBER:
+                kind = MR_IX_NUMBER;
+                break;
+            case MR_SP_QUANTITY:
+                kind = MR_IX_QUANTITY;
+                break;
+            case MR_SP_TOKEN:
+                kind = MR_IX_TOKEN;
+                break;
+            default:
+                continue; /* the parser refuses the others */
+            }
+            /* (x IS NULL) first puts missing values last. */
+            for (int pass = 0; pass < 2; pass++) {
+                qs(q, "(SELECT ");
+                qs(q, k->desc ? hi_col[kind] : lo_col[kind]);
+                qs(q, " FROM "), qs(q, ix_table[kind]);
+                qs(q, " WHERE rid = r.rid AND key = ");
+                bi(q, k->param->key);
+                qs(q, pass ? ")" : ") IS NULL, ");
+            }
+            qs(q, dir);
+        }
+    }
+    qs(q, "r.rid");
+}
+
+/* Included resources returned by one search, at most. */
+#define MAX_INCLUDED 10000
+
+/* Keys of every reference parameter of `type`, bound into an IN list. */
+static void all_ref_keys(struct qbuild *q, const char *type)
+{
+    const struct mr_search_param *sp;
+    size_t n, i;
+    int any = 0;
+
+    mr_search_params_of(type, &sp, &n);
+    qs(q, "(");
+    for (i = 0; i < n; i++) {
+        if (sp[i].type != MR_SP_REFERENCE || !sp[i].npaths)
+            continue;
+        if (any++)
+            qs(q, ", ");
+        bi(q, sp[i].key);
+    }
+    if (!any)
+        qs(q, "NULL");
+    qs(q, ")");
+}
+
+/*
+ * The _include/_revinclude resources of a page whose rids are the JSON
+ * array `page`: one statement, the subqueries UNIONed so that a resource
+ * comes once, never one of the page's own matches, current and not
+ * deleted. Forward references are split into type and id so that the
+ * (type, id) index finds the target.
+ */
+static enum mr_err run_includes(struct sq_store *s, const struct mr_query *qr,
+                                const char *page, mr_store_cb cb, void *ctx,
+                                struct mr_diag *d)
+{
     struct qbuild *q;
     sqlite3_stmt *st = NULL;
     enum mr_err err = MR_OK;
-    int rc;
+    size_t i;
+    int rc, n = 0, r;
+    struct mr_version m;
+
+    q = mr_calloc(1, sizeof(*q));
+    if (!q)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    mr_buf_init(&q->sql, 1 << 20);
+    qs(q, "SELECT " ROW_COLUMNS " FROM resource r JOIN version v"
+          " ON v.rid = r.rid AND v.version = r.version"
+          " WHERE r.deleted = 0 AND r.rid NOT IN"
+          " (SELECT value FROM json_each(");
+    bt(q, page);
+    qs(q, ")) AND r.rid IN (");
+    for (i = 0; i < qr->ninclude; i++) {
+        const struct mr_q_include *inc = &qr->include[i];
+        if (i)
+            qs(q, " UNION ");
+        if (!inc->rev) {
+            qs(q, "SELECT t.rid FROM ix_ref x JOIN resource t"
+                  " ON t.type = substr(x.ref, 1, instr(x.ref, '/') - 1)"
+                  " AND t.id = substr(x.ref, instr(x.ref, '/') + 1)"
+                  " WHERE x.rid IN (SELECT value FROM json_each(");
+            bt(q, page);
+            qs(q, ")) AND x.key ");
+            if (inc->param)
+                qs(q, "= "), bi(q, inc->param->key);
+            else
+                qs(q, "IN "), all_ref_keys(q, inc->source);
+            if (inc->target)
+                qs(q, " AND t.type = "), bt(q, inc->target);
+        } else {
+            qs(q, "SELECT x.rid FROM ix_ref x WHERE x.key ");
+            if (inc->param)
+                qs(q, "= "), bi(q, inc->param->key);
+            else
+                qs(q, "IN "), all_ref_keys(q, inc->source);
+            qs(q, " AND x.ref IN (SELECT p.type || '/' || p.id FROM resource"
+                  " p WHERE p.rid IN (SELECT value FROM json_each(");
+            bt(q, page);
+            qs(q, ")))");
+        }
+    }
+    qs(q, ") ORDER BY r.rid LIMIT ");
+    bi(q, MAX_INCLUDED + 1);
+    if (q->err) {
+        err = mr_diag_set(d, q->err, "search too complex");
+        goto done;
+    }
+    rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = map_rc(s, rc, d, "prepare include");
+        goto done;
+    }
+    if ((err = bind_all(s, st, q, d)))
+        goto done;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (++n > MAX_INCLUDED) {
+            err = mr_diag_set(d, MR_ETOOBIG,
+                              "_include/_revinclude: more than %d resources; "
+                              "ask for a smaller page (_count)",
+                              MAX_INCLUDED);
+            goto done;
+        }
+        copy_col(m.type, sizeof(m.type), st, 0);
+        copy_col(m.id, sizeof(m.id), st, 1);
+        m.version = sqlite3_column_int64(st, 2);
+        m.ts = sqlite3_column_int64(st, 3);
+        m.deleted = sqlite3_column_int(st, 4);
+        copy_col(m.author, sizeof(m.author), st, 5);
+        copy_col(m.reason, sizeof(m.reason), st, 6);
+        r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 7),
+               (size_t)sqlite3_column_bytes(st, 7));
+        if (r) {
+            err = cb_result(r);
+            goto done;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        err = map_rc(s, rc, d, "include");
+done:
+    sqlite3_finalize(st);
+    mr_buf_release(&q->sql);
+    mr_arena_release(&q->arena);
+    mr_free(q);
+    return err;
+}
+
+static enum mr_err sq_search_ex(struct mr_store *base,
+                                const struct mr_query *qr, mr_store_cb cb,
+                                mr_store_cb inc, void *ctx, int64_t *total,
+                                struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    struct qbuild *q;
+    struct mr_buf page = MR_BUF_INIT(1 << 20);
+    struct mr_version m;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc, r;
 
     /* Searches see this transaction's own writes. */
     err = flush_index(s, d);
@@ -1185,10 +1442,11 @@ static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
     if (qr->summary_count || !cb)
         goto done;
 
-    qs(q, "SELECT " ROW_COLUMNS " FROM resource r JOIN version v"
+    qs(q, "SELECT " ROW_COLUMNS ", r.rid FROM resource r JOIN version v"
           " ON v.rid = r.rid AND v.version = r.version");
     build_where(q, qr);
-    qs(q, " ORDER BY r.rid LIMIT ");
+    build_order(q, qr);
+    qs(q, " LIMIT ");
     bi(q, qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT);
     qs(q, " OFFSET ");
     bi(q, qr->offset);
@@ -1201,9 +1459,196 @@ static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
         err = map_rc(s, rc, d, "prepare search");
         goto done;
     }
-    err = bind_all(s, st, q, d);
-    if (!err)
-        err = run_rows(s, st, cb, ctx, d);
+    if ((err = bind_all(s, st, q, d)))
+        goto done;
+    /* The page's rids, as a JSON array for the include statement. */
+    err = mr_buf_addc(&page, '[');
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        copy_col(m.type, sizeof(m.type), st, 0);
+        copy_col(m.id, sizeof(m.id), st, 1);
+        m.version = sqlite3_column_int64(st, 2);
+        m.ts = sqlite3_column_int64(st, 3);
+        m.deleted = sqlite3_column_int(st, 4);
+        copy_col(m.author, sizeof(m.author), st, 5);
+        copy_col(m.reason, sizeof(m.reason), st, 6);
+        err = mr_buf_addf(&page, "%s%lld", page.len > 1 ? "," : "",
+                          (long long)sqlite3_column_int64(st, 8));
+        if (err)
+            break;
+        r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 7),
+               (size_t)sqlite3_column_bytes(st, 7));
+        if (r) {
+            err = cb_result(r);
+            goto done;
+        }
+    }
+    if (err) {
+        err = mr_diag_set(d, err, "search page: %s", mr_strerror(err));
+        goto done;
+    }
+    if (rc != SQLITE_DONE) {
+        err = map_rc(s, rc, d, "search");
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (inc && qr->ninclude && page.len > 1) {
+        if ((err = mr_buf_addc(&page, ']')))
+            err = mr_diag_set(d, err, "search page: %s", mr_strerror(err));
+        else
+            err = run_includes(s, qr, page.ptr, inc, ctx, d);
+    }
+done:
+    sqlite3_finalize(st);
+    mr_buf_release(&page);
+    mr_buf_release(&q->sql);
+    mr_arena_release(&q->arena);
+    mr_free(q);
+    return err;
+}
+
+static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
+                             mr_store_cb cb, void *ctx, int64_t *total,
+                             struct mr_diag *d)
+{
+    return sq_search_ex(base, qr, cb, NULL, ctx, total, d);
+}
+
+/* Versions of every resource (or of one type), newest first. */
+static enum mr_err sq_history_all(struct mr_store *base, const char *type,
+                                  int64_t since, uint32_t limit, mr_store_cb cb,
+                                  void *ctx, int64_t *total, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc;
+    const char *count_sql =
+        "SELECT count(*) FROM version v JOIN resource r ON r.rid = v.rid"
+        " WHERE (?1 IS NULL OR r.type = ?1) AND v.ts >= ?2";
+    const char *rows_sql =
+        "SELECT r.type, r.id, v.version, v.ts, v.deleted, v.author, v.reason,"
+        " v.json FROM version v JOIN resource r ON r.rid = v.rid"
+        " WHERE (?1 IS NULL OR r.type = ?1) AND v.ts >= ?2"
+        " ORDER BY v.ts DESC, v.vid DESC LIMIT ?3";
+
+    if ((err = flush_index(s, d)))
+        return err;
+    if (total) {
+        rc = sqlite3_prepare_v2(s->db, count_sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return map_rc(s, rc, d, "prepare history");
+        bind_text_or_null(st, 1, type);
+        sqlite3_bind_int64(st, 2, since);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            sqlite3_finalize(st);
+            return map_rc(s, rc, d, "history count");
+        }
+        *total = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    rc = sqlite3_prepare_v2(s->db, rows_sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare history");
+    bind_text_or_null(st, 1, type);
+    sqlite3_bind_int64(st, 2, since);
+    sqlite3_bind_int64(st, 3, limit);
+    err = run_rows(s, st, cb, ctx, d);
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* Every current resource whose compartment parameter refers to `ref`
+ * ("Patient/x"), in creation order; MR_ETOOBIG past `limit`. */
+static enum mr_err sq_compartment(struct mr_store *base, const char *ref,
+                                  uint32_t limit, mr_store_cb cb, void *ctx,
+                                  struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    struct qbuild *q;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    const struct mr_search_param *sp;
+    int64_t n = 0;
+    size_t i;
+    int any = 0;
+
+    if ((err = flush_index(s, d)))
+        return err;
+    q = mr_calloc(1, sizeof(*q));
+    if (!q)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    mr_buf_init(&q->sql, 1 << 20);
+    qs(q, "SELECT count(*) FROM resource r WHERE r.deleted = 0 AND r.rid IN"
+          " (SELECT rid FROM ix_ref WHERE ref = ");
+    bt(q, ref);
+    qs(q, " AND key IN (");
+    for (i = 0; i < mr_patient_compartment_count; i++) {
+        sp = mr_search_param_find(mr_patient_compartment[i].resource,
+                                  mr_patient_compartment[i].code);
+        if (!sp || sp->type != MR_SP_REFERENCE || !sp->npaths)
+            continue;
+        if (any++)
+            qs(q, ", ");
+        bi(q, sp->key);
+    }
+    if (!any)
+        qs(q, "NULL");
+    qs(q, "))");
+    if (q->err) {
+        err = mr_diag_set(d, q->err, "compartment too complex");
+        goto done;
+    }
+    /* Count first so that a too large compartment sends nothing. */
+    for (int pass = 0; pass < 2; pass++) {
+        int rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+            err = map_rc(s, rc, d, "prepare compartment");
+            goto done;
+        }
+        if ((err = bind_all(s, st, q, d)))
+            goto done;
+        if (pass == 1) {
+            err = run_rows(s, st, cb, ctx, d);
+            goto done;
+        }
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            err = map_rc(s, rc, d, "compartment count");
+            goto done;
+        }
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (n > (int64_t)limit) {
+            err = mr_diag_set(d, MR_ETOOBIG,
+                              "%s: compartment holds %lld resources, more "
+                              "than %u",
+                              ref, (long long)n, limit);
+            goto done;
+        }
+        /* Same WHERE, rows instead of the count. */
+        mr_buf_reset(&q->sql);
+        if ((err = mr_buf_adds(&q->sql, "SELECT " ROW_COLUMNS
+                                        " FROM resource r JOIN version v"
+                                        " ON v.rid = r.rid AND v.version ="
+                                        " r.version WHERE r.deleted = 0 AND"
+                                        " r.rid IN (SELECT rid FROM ix_ref"
+                                        " WHERE ref = ? AND key IN (")))
+            goto nomem;
+        for (i = 1; i < (size_t)q->nb; i++)
+            if ((err = mr_buf_adds(&q->sql, i > 1 ? ", ?" : "?")))
+                goto nomem;
+        if (q->nb == 1 && (err = mr_buf_adds(&q->sql, "NULL")))
+            goto nomem;
+        if ((err = mr_buf_adds(&q->sql, ")) ORDER BY r.rid")))
+            goto nomem;
+    }
+    goto done;
+nomem:
+    err = mr_diag_set(d, err, "compartment: %s", mr_strerror(err));
 done:
     sqlite3_finalize(st);
     mr_buf_release(&q->sql);
@@ -1442,4 +1887,7 @@ static const struct mr_store_ops sqlite_ops = {
     .check = sq_check,
     .schema = sq_schema,
     .counts = sq_counts,
+    .search_ex = sq_search_ex,
+    .history_all = sq_history_all,
+    .compartment = sq_compartment,
 };

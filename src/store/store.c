@@ -108,3 +108,24 @@ enum mr_err mr_store_counts(struct mr_store *st, int64_t *resources,
 {
     return st->ops->counts(st, resources, versions, audits, d);
 }
+
+enum mr_err mr_store_search_ex(struct mr_store *st, const struct mr_query *q,
+                               mr_store_cb cb, mr_store_cb inc, void *ctx,
+                               int64_t *total, struct mr_diag *d)
+{
+    return st->ops->search_ex(st, q, cb, inc, ctx, total, d);
+}
+
+enum mr_err mr_store_history_all(struct mr_store *st, const char *type,
+                                 int64_t since, uint32_t limit, mr_store_cb cb,
+                                 void *ctx, int64_t *total, struct mr_diag *d)
+{
+    return st->ops->history_all(st, type, since, limit, cb, ctx, total, d);
+}
+
+enum mr_err mr_store_compartment(struct mr_store *st, const char *ref,
+                                 uint32_t limit, mr_store_cb cb, void *ctx,
+                                 struct mr_diag *d)
+{
+    return st->ops->compartment(st, ref, limit, cb, ctx, d);
+}

@@ -176,4 +176,26 @@ enum mr_err mr_store_counts(struct mr_store *st, int64_t *resources,
                             int64_t *versions, int64_t *audits,
                             struct mr_diag *d) MR_WUR;
 
+/* mr_store_search with _include/_revinclude: cb for each match of the
+ * page, then inc (NULL: none) for each included resource, once each and
+ * never one of the matches; MR_ETOOBIG past 10000 included resources. */
+enum mr_err mr_store_search_ex(struct mr_store *st, const struct mr_query *q,
+                               mr_store_cb cb, mr_store_cb inc, void *ctx,
+                               int64_t *total, struct mr_diag *d) MR_WUR;
+
+/* Versions of every resource of `type` (all types when NULL) written at
+ * or after `since` (UTC ms; INT64_MIN for all), newest first, at most
+ * `limit` of them; *total (may be NULL) receives how many there are. */
+enum mr_err mr_store_history_all(struct mr_store *st, const char *type,
+                                 int64_t since, uint32_t limit, mr_store_cb cb,
+                                 void *ctx, int64_t *total,
+                                 struct mr_diag *d) MR_WUR;
+
+/* Every current resource in the compartment of `ref` ("Patient/x": the
+ * parameters of mr_patient_compartment referring to it), in creation
+ * order. MR_ETOOBIG (nothing returned) when more than `limit`. */
+enum mr_err mr_store_compartment(struct mr_store *st, const char *ref,
+                                 uint32_t limit, mr_store_cb cb, void *ctx,
+                                 struct mr_diag *d) MR_WUR;
+
 #endif

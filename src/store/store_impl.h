@@ -43,6 +43,15 @@ struct mr_store_ops {
     enum mr_err (*counts)(struct mr_store *st, int64_t *resources,
                           int64_t *versions, int64_t *audits,
                           struct mr_diag *d);
+    enum mr_err (*search_ex)(struct mr_store *st, const struct mr_query *q,
+                             mr_store_cb cb, mr_store_cb inc, void *ctx,
+                             int64_t *total, struct mr_diag *d);
+    enum mr_err (*history_all)(struct mr_store *st, const char *type,
+                               int64_t since, uint32_t limit, mr_store_cb cb,
+                               void *ctx, int64_t *total, struct mr_diag *d);
+    enum mr_err (*compartment)(struct mr_store *st, const char *ref,
+                               uint32_t limit, mr_store_cb cb, void *ctx,
+                               struct mr_diag *d);
 };
 
 struct mr_store {

@@ -285,12 +285,16 @@ static void test_specials(void **state)
     assert_int_equal(q.clauses[1].vals[0].prefix, MR_PFX_GT);
     assert_int_equal(q.offset, 40);
     assert_true(q.summary_count);
-    /* Reported, each once; _format and _pretty are simply ignored. */
-    static const char *const unknown[] = {
-        "_sort",  "_include",     "_revinclude", "_elements",
-        "nosuch", "subject.name", "deceased"};
-    assert_int_equal(q.nunknown, 7);
-    for (size_t i = 0; i < 7; i++)
+    /* _sort, _include, _revinclude and _elements are parsed; unknown
+     * names are reported, each once; _format and _pretty are ignored. */
+    assert_int_equal(q.nsort, 2);
+    assert_int_equal(q.sort[0].desc, 1);
+    assert_int_equal(q.ninclude, 2);
+    assert_int_equal(q.nelements, 1);
+    static const char *const unknown[] = {"nosuch", "subject.name",
+                                          "deceased"};
+    assert_int_equal(q.nunknown, 3);
+    for (size_t i = 0; i < 3; i++)
         assert_string_equal(q.unknown[i], unknown[i]);
     mr_query_release(&q);
 

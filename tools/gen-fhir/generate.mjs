@@ -641,12 +641,41 @@ function writeSearchParams(list) {
     writeFileSync(join(outDir, 'search_params.c'), out.join(''));
 }
 
+// The Patient compartment: for each resource type, the search parameters
+// that put a resource in a patient's compartment ($everything). "{def}"
+// (the Patient itself) is left out: the caller adds the Patient.
+function writeCompartment(list) {
+    const known = new Set(list.map((p) => `${p.resource}.${p.code}`));
+    const cd = load('compartmentdefinition-patient.json');
+    const rows = [];
+    for (const r of cd.resource || []) {
+        for (const code of r.param || []) {
+            if (code === '{def}') continue;
+            if (!known.has(`${r.code}.${code}`)) {
+                fail(`compartment: ${r.code}.${code} is not a search parameter`);
+            }
+            rows.push([r.code, code]);
+        }
+    }
+    rows.sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]));
+    const out = [HEADER, '#include "fhir/search.h"\n\n',
+        'const struct mr_compartment_param mr_patient_compartment[] = {\n'];
+    for (const [res, code] of rows) {
+        out.push(`    {${cstr(res)}, ${cstr(code)}},\n`);
+    }
+    out.push('};\n');
+    out.push(`const size_t mr_patient_compartment_count = ${rows.length};\n`);
+    writeFileSync(join(outDir, 'compartment.c'), out.join(''));
+    return rows.length;
+}
+
 /* ------------------------------------------------------------------ */
 
 mkdirSync(outDir, { recursive: true });
 writeTypes();
 const { list, defs } = buildSearchParams();
 writeSearchParams(list);
+const ncompartment = writeCompartment(list);
 
 const kinds = {};
 for (const t of types.values()) kinds[t.kind] = (kinds[t.kind] || 0) + 1;
@@ -664,3 +693,4 @@ log(`  search parameters: ${defs} definitions -> ${list.length} ` +
     `(resource, code) entries: compiled fully ${spStats.full}, partially ` +
     `${spStats.partial}, not at all ${spStats.none} (` +
     [...spNoneReasons].map(([k, v]) => `${k} ${v}`).join(', ') + ')');
+log(`  patient compartment: ${ncompartment} (resource, parameter) pairs`);
