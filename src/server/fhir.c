@@ -148,8 +148,8 @@ static void capabilities(const struct mr_http_req *req,
     size_t i, k, n;
     char now[32], *text;
     static const char *const interactions[] = {
-        "read",   "vread",      "update", "delete", "history-instance",
-        "create", "search-type"};
+        "read",   "vread",       "update",      "delete",
+        "create", "search-type", "history-type", "history-instance"};
 
     mr_time_format(mr_time_now_ms(), now);
     resources = json_array();
@@ -182,9 +182,20 @@ static void capabilities(const struct mr_http_req *req,
                         "readHistory", 1, "updateCreate", 1, "searchParam",
                         params);
         json_object_set_new(res, "conditionalCreate", json_true());
+        json_object_set_new(res, "searchInclude", json_pack("[s]", "*"));
+        json_object_set_new(res, "searchRevInclude", json_pack("[s]", "*"));
+        if (!strcmp(t->name, "Patient"))
+            json_object_set_new(
+                res, "operation",
+                json_pack("[{s:s,s:s}]", "name", "everything", "definition",
+                          "http://hl7.org/fhir/OperationDefinition/"
+                          "Patient-everything"));
         json_array_append_new(resources, res);
     }
-    rest = json_pack("{s:s,s:o}", "mode", "server", "resource", resources);
+    rest = json_pack("{s:s,s:o,s:[{s:s},{s:s},{s:s}]}", "mode", "server",
+                     "resource", resources, "interaction", "code",
+                     "transaction", "code", "batch", "code",
+                     "history-system");
     cs = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:[s],s:[o]}",
                    "resourceType", "CapabilityStatement", "status", "active",
                    "date", now, "kind", "instance", "publisher", "medrec",
