@@ -119,8 +119,8 @@ static int import_bundle(struct mr_records *r, struct cli *c, const char *path,
         mr_result_init(&res);
         if (mr_records_create(r, &c->actor, rt ? rt : "", text, len, "import",
                               0, &res, &d)) {
-            fprintf(stderr, "medrec: %s: ", path);
-            rc = cli_fail(&d);
+            fprintf(stderr, "medrec: %s: %s\n", path, mr_diag_msg(&d));
+            rc = 1;
         } else {
             pg->base++;
             printf("committed %lld\n", (long long)pg->base);

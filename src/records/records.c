@@ -286,6 +286,99 @@ static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
     return MR_OK;
 }
 
+/* Every relative reference ("Type/id") in v must name a stored resource
+ * (or one the enclosing Bundle creates); contained ("#x") and absolute
+ * URLs are accepted as they are. path names the element for the error. */
+static enum mr_err check_refs(struct mr_records *r, const json_t *v,
+                              struct mr_buf *path, int depth,
+                              struct mr_diag *d)
+{
+    const char *k, *ref, *slash;
+    const json_t *c;
+    size_t i, keep = path->len;
+    enum mr_err err;
+    char type[64];
+
+    if (depth > 64)
+        return MR_OK;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, c)
+        {
+            if ((err = check_refs(r, c, path, depth + 1, d)))
+                return err;
+        }
+        return MR_OK;
+    }
+    if (!json_is_object(v))
+        return MR_OK;
+    json_object_foreach((json_t *)v, k, c)
+    {
+        if (!strcmp(k, "contained"))
+            continue;
+        path->len = keep;
+        path->ptr[keep] = '\0';
+        if (mr_buf_addc(path, '.') || mr_buf_adds(path, k))
+            return mr_diag_set(d, MR_ENOMEM, "out of memory");
+        ref = json_string_value(c);
+        if (ref && !strcmp(k, "reference")) {
+            if (ref[0] == '#' || strstr(ref, "://"))
+                continue;
+            slash = strchr(ref, '/');
+            if (!slash || (size_t)(slash - ref) >= sizeof(type))
+                return mr_diag_set(d, MR_EINVALID,
+                                   "%s: \"%.80s\" is not a reference this "
+                                   "server can resolve",
+                                   path->ptr, ref);
+            memcpy(type, ref, (size_t)(slash - ref));
+            type[slash - ref] = '\0';
+            {
+                char id[80];
+                const char *hist = strstr(slash + 1, "/_history/");
+                size_t idlen = hist ? (size_t)(hist - slash - 1)
+                                    : strlen(slash + 1);
+                struct mr_diag ld;
+                if (idlen >= sizeof(id))
+                    idlen = sizeof(id) - 1;
+                memcpy(id, slash + 1, idlen);
+                id[idlen] = '\0';
+                if (!mr_fhir_is_resource_type(type) || !mr_id_valid(id))
+                    return mr_diag_set(d, MR_EINVALID,
+                                       "%s: \"%.80s\" is not a valid "
+                                       "reference",
+                                       path->ptr, ref);
+                err = mr_store_read(r->st, type, id, 0, NULL, NULL, &ld);
+                if (err == MR_ENOTFOUND && r->ref_planned &&
+                    r->ref_planned(r->ref_ctx, ref))
+                    err = MR_OK;
+                if (err == MR_ENOTFOUND)
+                    return mr_diag_set(d, MR_EINVALID,
+                                       "%s: \"%.80s\" does not exist",
+                                       path->ptr, ref);
+                if (err && err != MR_EGONE)
+                    return mr_diag_set(d, err, "%s", mr_diag_msg(&ld));
+            }
+            continue;
+        }
+        if ((err = check_refs(r, c, path, depth + 1, d)))
+            return err;
+    }
+    path->len = keep;
+    path->ptr[keep] = '\0';
+    return MR_OK;
+}
+
+static enum mr_err check_references(struct mr_records *r, const char *type,
+                                    const json_t *root, struct mr_diag *d)
+{
+    struct mr_buf path = MR_BUF_INIT(4096);
+    enum mr_err err = mr_buf_adds(&path, type);
+
+    if (!err)
+        err = check_refs(r, root, &path, 0, d);
+    mr_buf_release(&path);
+    return err;
+}
+
 /*
  * Build the stored form of `root` (parsed from src) as version `version`
  * at time ts into r->out, apply the same id/meta/extra members to root so
@@ -531,6 +624,9 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
         json_object_set_new(extra, "identifier",
                             identifiers_with_mrn(root, mrn));
     }
+    err = check_references(r, type, root, d);
+    if (err)
+        goto fail;
     err = prepare_version(r, type, json, len, root, id, 1, now, extra, d);
     extra = NULL;
     if (err)
@@ -666,6 +762,9 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
             json_object_set_new(extra, "identifier",
                                 identifiers_with_mrn(root, mrn));
     }
+    err = check_references(r, type, root, d);
+    if (err)
+        goto fail;
     err = prepare_version(r, type, json, len, root, id, cur.version + 1, now,
                           extra, d);
     extra = NULL;
@@ -1308,6 +1407,8 @@ struct urlmap {
 };
 
 struct bundle_ctx {
+    struct plan *plans;
+    size_t nplans;
     struct mr_records *r;
     const struct mr_actor *a;
     struct urlmap *map;
@@ -1316,6 +1417,24 @@ struct bundle_ctx {
     enum mr_err err;
     struct mr_diag *d;
 };
+
+/* Is ref ("Type/id") one that a POST or PUT of this Bundle writes? */
+static int planned_ref(void *ctx, const char *ref)
+{
+    struct bundle_ctx *b = ctx;
+    size_t i, tl;
+
+    for (i = 0; i < b->nplans; i++) {
+        const struct plan *p = &b->plans[i];
+        if (!p->method || !strcmp(p->method, "DELETE"))
+            continue;
+        tl = strlen(p->type);
+        if (!strncmp(ref, p->type, tl) && ref[tl] == '/' &&
+            !strcmp(ref + tl + 1, p->id))
+            return 1;
+    }
+    return 0;
+}
 
 static int urlmap_cmp(const void *x, const void *y)
 {
@@ -1667,6 +1786,10 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
 
     b.r = r;
     b.a = a;
+    r->ref_planned = planned_ref;
+    r->ref_ctx = &b;
+    b.plans = plans;
+    b.nplans = n;
     /* Inside a group commit (outer) a savepoint stands in for the
      * transaction. */
     if (transaction) {
@@ -1769,6 +1892,8 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
 out:
     r->in_bundle = outer;
     r->next_id = NULL;
+    r->ref_planned = NULL;
+    r->ref_ctx = NULL;
     mr_arena_release(&b.arena);
     mr_free(b.map);
     mr_free(plans);

@@ -19,6 +19,10 @@ struct mr_records {
     int in_bundle;
     const char *next_id; /* id for the next create (bundle POST) */
     struct mr_audit_batch *deferred; /* reads' audit entries, if set */
+    /* In a Bundle: references to resources the Bundle itself creates
+     * count as resolvable even before their entry has run. */
+    int (*ref_planned)(void *ctx, const char *ref);
+    void *ref_ctx;
 };
 
 /* Transactions that join an enclosing transaction Bundle when there is
