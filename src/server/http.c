@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <zlib.h>
 
 struct server {
     const struct mr_server_config *cfg;
@@ -49,6 +50,7 @@ struct request {
     /* Headers the FHIR layer reads, copied: a write runs on the
      * committer thread while its connection is suspended. */
     char if_match[64], content_type[128], prefer[128];
+    int gzip; /* the client accepts gzip */
     char if_none_exist[2048];
     struct mr_audit_batch audit;
     struct mr_job job;
@@ -170,19 +172,62 @@ static void log_access(struct server *srv, struct MHD_Connection *conn,
     fflush(srv->log);
 }
 
+/* Bodies smaller than this are not worth compressing. */
+#define GZIP_MIN 1024
+
+/* gzip src into a new malloc'd buffer; NULL if it does not pay. */
+static unsigned char *gzip_body(const char *src, size_t len, size_t *outlen)
+{
+    z_stream z;
+    unsigned char *out;
+    size_t cap = len + len / 1000 + 64;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    out = malloc(cap);
+    if (!out) {
+        deflateEnd(&z);
+        return NULL;
+    }
+    z.next_in = (unsigned char *)src;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_FINISH) != Z_STREAM_END || z.total_out >= len) {
+        deflateEnd(&z);
+        free(out);
+        return NULL;
+    }
+    *outlen = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
 static enum MHD_Result send_resp(struct server *srv,
                                  struct MHD_Connection *conn,
                                  const char *method, struct mr_http_resp *resp,
-                                 double t0)
+                                 double t0, int gzip)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
-    size_t len = resp->body.len;
+    size_t len = resp->body.len, zlen = 0;
+    unsigned char *z = NULL;
 
-    r = MHD_create_response_from_buffer(len, resp->body.ptr,
-                                        MHD_RESPMEM_MUST_COPY);
-    if (!r)
+    if (gzip && len >= GZIP_MIN && len <= UINT32_MAX)
+        z = gzip_body(resp->body.ptr, len, &zlen);
+    if (z)
+        r = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
+    else
+        r = MHD_create_response_from_buffer(len, resp->body.ptr,
+                                            MHD_RESPMEM_MUST_COPY);
+    if (!r) {
+        free(z);
         return MHD_NO;
+    }
+    if (z)
+        MHD_add_response_header(r, "Content-Encoding", "gzip");
+    MHD_add_response_header(r, "Vary", "Accept-Encoding");
     if (len || resp->status != 204)
         MHD_add_response_header(r, "Content-Type",
                                 resp->content_type
@@ -297,7 +342,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (rq->state == RQ_READY)
-        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     if (rq->state == RQ_PENDING)
         return MHD_YES;
     if (*upload_size) {
@@ -319,14 +364,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                     "request body exceeds the limit of %u bytes",
                     MR_HTTP_MAX_BODY);
         error_resp(&rq->resp, MR_ETOOBIG, d.msg);
-        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     if (strncmp(url, "/fhir", 5) != 0 || (url[5] != '/' && url[5] != '\0') ||
         strlen(url) >= sizeof(rq->path) + 5) {
         rq->resp.route = "-";
         error_resp(&rq->resp, MR_ENOTFOUND,
                    "no such endpoint; the FHIR API is at /fhir");
-        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     qc.q = &rq->query;
     qc.err = MR_OK;
@@ -334,7 +379,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (qc.err) {
         rq->resp.route = "-";
         error_resp(&rq->resp, MR_ETOOBIG, "query string too long");
-        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
     snprintf(rq->base, sizeof(rq->base), "http://%s/fhir",
@@ -348,6 +393,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     copy_header(conn, "Content-Type", rq->content_type,
                 sizeof(rq->content_type));
     copy_header(conn, "Prefer", rq->prefer, sizeof(rq->prefer));
+    {
+        const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     "Accept-Encoding");
+        rq->gzip = ae && strstr(ae, "gzip") != NULL;
+    }
     rq->req.method = rq->method;
     rq->req.path = rq->path;
     rq->req.base = rq->base;
@@ -370,7 +420,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (!records) {
         rq->resp.route = "-";
         error_resp(&rq->resp, d.code, mr_diag_msg(&d));
-        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     rq->req.records = records;
     mr_records_defer_audit(records, &rq->audit);
@@ -380,7 +430,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         suspend_for(rq, run_audit);
         return MHD_YES;
     }
-    return send_resp(srv, conn, rq->method, &rq->resp, rq->t0);
+    return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
