@@ -35,3 +35,10 @@ for n in $SIZES; do
     $B/bench/bench_search "$db" 2000
     rm -f "$OUT/patients_$n.ndjson"
 done
+
+echo
+if command -v wrk >/dev/null && [ -d "${MEDREC_SHARED_DATA:-../shared/data}/fhir/synthea" ]; then
+    ./bench/http.sh
+else
+    echo "(FHIR server benchmarks skipped: need wrk and ../shared/data)"
+fi
