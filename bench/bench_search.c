@@ -46,14 +46,23 @@ int main(int argc, char **argv)
         return 1;
     qs = calloc((size_t)nq, sizeof(*qs));
     lat = calloc((size_t)nq, sizeof(*lat));
+    /* Every k-th patient, spread over the whole table. */
     sqlite3_prepare_v2(db,
                        "SELECT v.json FROM resource r JOIN version v"
                        " ON v.rid = r.rid AND v.version = r.version"
-                       " WHERE r.type = 'Patient' AND r.rid IN (SELECT"
-                       " abs(random()) % (SELECT max(rid) FROM resource)"
-                       " + 1 FROM generate_series(1, ?1))",
+                       " WHERE r.type = 'Patient' AND r.rid % ?1 = 0"
+                       " LIMIT ?2",
                        -1, &st, NULL);
-    sqlite3_bind_int(st, 1, nq * 2);
+    {
+        sqlite3_stmt *c;
+        int64_t maxrid = 0;
+        sqlite3_prepare_v2(db, "SELECT max(rid) FROM resource", -1, &c, NULL);
+        if (sqlite3_step(c) == SQLITE_ROW)
+            maxrid = sqlite3_column_int64(c, 0);
+        sqlite3_finalize(c);
+        sqlite3_bind_int64(st, 1, maxrid / nq > 1 ? maxrid / nq : 1);
+    }
+    sqlite3_bind_int(st, 2, nq);
     while (sqlite3_step(st) == SQLITE_ROW && n < nq) {
         json_t *p =
             json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);

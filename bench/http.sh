@@ -42,6 +42,7 @@ while [ $i -lt "$COPIES" ]; do
     for f in "$SYN"/*.json; do
         sed -e "s/urn:uuid:\([0-9a-f-]*\)/urn:uuid:\1-$i/g" \
             -e "s/\"value\": \"\([0-9a-f-]\{36\}\)\"/\"value\": \"\1-$i\"/g" \
+            -e "s/\"family\": \"\([^\"]*\)\"/\"family\": \"\1$i\"/g" \
             "$f" > "$OUT/b.json"
         code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
             -H 'Content-Type: application/fhir+json' \

@@ -93,6 +93,8 @@ struct mr_records *cli_open(struct cli *c, int create)
 int cli_fail(const struct mr_diag *d)
 {
     fprintf(stderr, "medrec: %s\n", mr_diag_msg(d));
+    if (d->code == MR_EDUPLICATE)
+        fprintf(stderr, "medrec: use --force to register anyway\n");
     return d->code == MR_EUSAGE ? EXIT_USAGE : 1;
 }
 

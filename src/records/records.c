@@ -290,8 +290,7 @@ static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
  * (or one the enclosing Bundle creates); contained ("#x") and absolute
  * URLs are accepted as they are. path names the element for the error. */
 static enum mr_err check_refs(struct mr_records *r, const json_t *v,
-                              struct mr_buf *path, int depth,
-                              struct mr_diag *d)
+                              struct mr_buf *path, int depth, struct mr_diag *d)
 {
     const char *k, *ref, *slash;
     const json_t *c;
@@ -334,8 +333,8 @@ static enum mr_err check_refs(struct mr_records *r, const json_t *v,
             {
                 char id[80];
                 const char *hist = strstr(slash + 1, "/_history/");
-                size_t idlen = hist ? (size_t)(hist - slash - 1)
-                                    : strlen(slash + 1);
+                size_t idlen =
+                    hist ? (size_t)(hist - slash - 1) : strlen(slash + 1);
                 struct mr_diag ld;
                 if (idlen >= sizeof(id))
                     idlen = sizeof(id) - 1;
@@ -565,8 +564,8 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
     if (err == MR_EDUPLICATE)
         mr_diag_set(d, MR_EDUPLICATE,
                     "possible duplicate: MRN %s (Patient/%s) has the same "
-                    "name, birth date and gender; use --force to register "
-                    "anyway",
+                    "name, birth date and gender; registering anyway needs an "
+                    "explicit override",
                     c.found_mrn[0] ? c.found_mrn : "-", c.found_id);
 done:
     mr_query_release(&q);
@@ -1397,7 +1396,8 @@ struct plan {
     unsigned status;
     int64_t version;
     int64_t ts;
-    int skipped; /* conditional create matched an existing resource */
+    int skipped;     /* conditional create matched an existing resource */
+    enum mr_err err; /* a failed batch entry's error */
     char msg[512];
 };
 
@@ -1530,6 +1530,34 @@ static const char *status_text(unsigned st)
         return "204 No Content";
     default:
         return NULL;
+    }
+}
+
+/* The HTTP status line of a failed batch entry. */
+static const char *batch_status(enum mr_err err)
+{
+    switch (err) {
+    case MR_EINVALID:
+    case MR_EJSON:
+    case MR_EUSAGE:
+        return "400 Bad Request";
+    case MR_EDENIED:
+        return "403 Forbidden";
+    case MR_ENOTFOUND:
+        return "404 Not Found";
+    case MR_EDUPLICATE:
+    case MR_EEXISTS:
+        return "409 Conflict";
+    case MR_EGONE:
+        return "410 Gone";
+    case MR_ECONFLICT:
+        return "412 Precondition Failed";
+    case MR_ETOOBIG:
+        return "413 Payload Too Large";
+    case MR_EUNSUPPORTED:
+        return "501 Not Implemented";
+    default:
+        return "500 Internal Server Error";
     }
 }
 
@@ -1670,14 +1698,13 @@ static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
                 goto done;
         }
         r->next_id = p->id;
-        err = mr_records_create(r, b->a, p->type, text->ptr, text->len, NULL,
-                                MR_WRITE_FORCE, &res, d);
+        err = mr_records_create(r, b->a, p->type, text->ptr, text->len, NULL, 0,
+                                &res, d);
         r->next_id = NULL;
         p->status = 201;
     } else {
         err = mr_records_put(r, b->a, p->type, p->id, text->ptr, text->len,
-                             expect, NULL, MR_WRITE_UPSERT | MR_WRITE_FORCE,
-                             &res, &created, d);
+                             expect, NULL, MR_WRITE_UPSERT, &res, &created, d);
         p->status = created ? 201 : 200;
     }
     if (!err) {
@@ -1729,10 +1756,17 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
                           MR_MAX_BUNDLE_ENTRIES);
         goto out;
     }
-    err = mr_fhir_validate(root, "Bundle", d);
-    if (err)
-        goto out;
     btype = json_string_value(json_object_get(root, "type"));
+    /* A transaction is validated whole (all or nothing anyway); a batch's
+     * entries are validated one by one so one bad entry fails alone. */
+    if (btype && !strcmp(btype, "transaction")) {
+        err = mr_fhir_validate(root, "Bundle", d);
+        if (err)
+            goto out;
+    } else if (!json_is_array(entries) && entries) {
+        err = mr_diag_set(d, MR_EINVALID, "Bundle.entry: must be an array");
+        goto out;
+    }
     if (!btype || (strcmp(btype, "transaction") && strcmp(btype, "batch"))) {
         err = mr_diag_set(d, MR_EINVALID,
                           "Bundle.type: \"%s\" cannot be processed; send a "
@@ -1765,7 +1799,8 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
             goto out;
         }
         if (err) {
-            plans[i].status = mr_errname(err)[0] ? 400 : 400;
+            plans[i].status = 0;
+            plans[i].err = err;
             plans[i].method = NULL;
             snprintf(plans[i].msg, sizeof(plans[i].msg), "%s", ed.msg);
             continue;
@@ -1833,7 +1868,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
         if (err) {
             p->status = 0;
             snprintf(p->msg, sizeof(p->msg), "%s", mr_diag_msg(&ed));
-            p->version = err; /* kept for the response */
+            p->err = err; /* kept for the response */
             err = MR_OK;
         }
     }
@@ -1859,10 +1894,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
         if (!st) {
             /* A failed batch entry: its status and an outcome. */
             json_t *o = json_pack("{s:{s:s,s:{s:s,s:[{s:s,s:s,s:s}]}}}",
-                                  "response", "status",
-                                  p->status == 400 ? "400 Bad Request"
-                                                   : "422 Unprocessable "
-                                                     "Entity",
+                                  "response", "status", batch_status(p->err),
                                   "outcome", "resourceType", "OperationOutcome",
                                   "issue", "severity", "error", "code",
                                   "processing", "diagnostics", p->msg);

@@ -380,7 +380,7 @@ expect_eq "paging female patients by 4: no id twice" "" \
 PA=$(sed -n 1p "$T/patients.ndjson" | jq -r .id)
 PB=$(sed -n 2p "$T/patients.ndjson" | jq -r .id)
 LOINC=http://loinc.org
-# obs PATIENT CODE DATE VALUE: create one; prints its id.
+# obs PATIENT CODE DATE VALUE: create one; its id in $OBS_ID.
 obs()
 {
     jq -nc --arg p "Patient/$1" --arg c "$2" --arg d "$3" --argjson v "$4" \
@@ -391,13 +391,17 @@ obs()
                           system: "http://unitsofmeasure.org", code: "cm"}}' \
         >"$T/obs.json"
     post_json /Observation "$T/obs.json"
-    [ "$STATUS" = 201 ] || fail "POST /Observation: status $STATUS -- $(_bodyhead)"
-    jqb .id
+    expect_status 201 "POST /Observation $2 $3"
+    OBS_ID=$(jqb .id)
 }
-O1=$(obs "$PA" 8302-2 2019-03-01T08:00:00Z 150.5)
-O2=$(obs "$PA" 8302-2 2021-06-15T09:30:00Z 171.25)
-O3=$(obs "$PA" 29463-7 2022-01-10 70.125)
-O4=$(obs "$PB" 8302-2 2020-02-02 180)
+obs "$PA" 8302-2 2019-03-01T08:00:00Z 150.5
+O1=$OBS_ID
+obs "$PA" 8302-2 2021-06-15T09:30:00Z 171.25
+O2=$OBS_ID
+obs "$PA" 29463-7 2022-01-10 70.125
+O3=$OBS_ID
+obs "$PB" 8302-2 2020-02-02 180
+O4=$OBS_ID
 req GET "/Observation/$O2"
 expect_jq "Observation stored with its decimal as sent" \
     '.valueQuantity.value == 171.25 and .subject.reference == $p' \

@@ -218,6 +218,12 @@ req()
     STATUS=$(curl -s -S -X "$method" -o "$BODY" -D "$HDRS.raw" \
         -w '%{http_code}' "$@" "$url" 2>"$T/.curlerr")
     [ -n "$STATUS" ] || STATUS=000
+    if [ "$STATUS" = 000 ] && [ -n "$SRV_PID" ] && ! _alive "$SRV_PID"; then
+        fail "$method $path: no answer: the server has exited --" \
+             "$(tail -n 2 "$T/srv$_SRV_N.err" | tr '\n' ' ')"
+        echo "$TEST_NAME: the server is gone; stopping" >&2
+        exit 1
+    fi
     tr -d '\r' <"$HDRS.raw" >"$HDRS" 2>/dev/null
     return 0
 }
