@@ -901,7 +901,12 @@ struct qbuild {
     int nb;
     struct mr_arena arena; /* for computed strings (prefix upper bounds) */
     enum mr_err err;
+    /* The clause that drives the query (its matches are enumerated; the
+     * other clauses are checked per candidate through the rid-clustered
+     * primary keys), -1 for none, or DRIVE_ID when an _id clause does. */
+    int driver;
 };
+#define DRIVE_ID (-2)
 
 static void qs(struct qbuild *q, const char *s)
 {
@@ -1079,7 +1084,96 @@ static void value_cond(struct qbuild *q, const struct mr_q_clause *c,
     }
 }
 
-static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
+static void clause_cond(struct qbuild *q, const struct mr_q_clause *c,
+                        int drive);
+
+/* Can this clause drive the query (enumerate its index matches)? */
+static int can_drive(const struct mr_q_clause *c)
+{
+    return c->special == MR_Q_PARAM && c->param && !c->chain &&
+           c->modifier != MR_MOD_MISSING && c->modifier != MR_MOD_NOT &&
+           c->nvals > 0;
+}
+
+static enum mr_err bind_all(struct sq_store *s, sqlite3_stmt *st,
+                            const struct qbuild *q, struct mr_diag *d);
+
+/*
+ * Pick the driving clause: the one with the fewest index matches, counted
+ * up to a cap (cheap: at most `cap` index entries read per clause). With
+ * several clauses SQLite alone cannot tell a birth date (a few dozen
+ * patients) from a name prefix (tens of thousands).
+ */
+static enum mr_err choose_driver(struct sq_store *s, struct qbuild *q,
+                                 const struct mr_query *qr, struct mr_diag *d)
+{
+    size_t i;
+    int64_t best = -1, n;
+    struct qbuild *cq;
+    sqlite3_stmt *st;
+    enum mr_err err = MR_OK;
+
+    q->driver = -1;
+    for (i = 0; i < qr->n; i++)
+        if (qr->clauses[i].special == MR_Q_ID &&
+            qr->clauses[i].modifier != MR_MOD_NOT) {
+            q->driver = DRIVE_ID;
+            return MR_OK;
+        }
+    for (i = 0; i < qr->n; i++)
+        if (can_drive(&qr->clauses[i]))
+            break;
+    if (i == qr->n)
+        return MR_OK;
+    if (qr->n == 1) {
+        q->driver = (int)i;
+        return MR_OK;
+    }
+    cq = mr_calloc(1, sizeof(*cq));
+    if (!cq)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    for (i = 0; i < qr->n && !err; i++) {
+        if (!can_drive(&qr->clauses[i]))
+            continue;
+        mr_buf_init(&cq->sql, 1 << 20);
+        cq->nb = 0;
+        cq->err = MR_OK;
+        {
+            const struct mr_q_clause *c = &qr->clauses[i];
+            size_t k;
+            qs(cq, "SELECT count(*) FROM (SELECT 1 FROM ");
+            qs(cq, ix_table[c->kind]);
+            qs(cq, " WHERE key = "), bi(cq, c->param->key), qs(cq, " AND (");
+            for (k = 0; k < c->nvals; k++) {
+                if (k)
+                    qs(cq, " OR ");
+                value_cond(cq, c, &c->vals[k]);
+            }
+            qs(cq, ") LIMIT 2000)");
+        }
+        if (cq->err) {
+            err = mr_diag_set(d, cq->err, "search too complex");
+        } else if (sqlite3_prepare_v2(s->db, cq->sql.ptr, -1, &st, NULL) ==
+                   SQLITE_OK) {
+            err = bind_all(s, st, cq, d);
+            if (!err && sqlite3_step(st) == SQLITE_ROW) {
+                n = sqlite3_column_int64(st, 0);
+                if (best < 0 || n < best) {
+                    best = n;
+                    q->driver = (int)i;
+                }
+            }
+            sqlite3_finalize(st);
+        }
+        mr_buf_release(&cq->sql);
+    }
+    mr_arena_release(&cq->arena);
+    mr_free(cq);
+    return err;
+}
+
+static void clause_cond(struct qbuild *q, const struct mr_q_clause *c,
+                        int drive)
 {
     size_t i;
     int negate = 0;
@@ -1112,10 +1206,11 @@ static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
     }
     if (c->modifier == MR_MOD_MISSING) {
         int missing = c->nvals ? c->vals[0].missing : 1;
-        qs(q, missing ? "r.rid NOT IN (SELECT rid FROM "
-                      : "r.rid IN (SELECT rid FROM ");
+        qs(q,
+           missing ? "NOT EXISTS (SELECT 1 FROM " : "EXISTS (SELECT 1 FROM ");
         qs(q, ix_table[c->kind]);
-        qs(q, " WHERE key = "), bi(q, c->param->key), qs(q, ")");
+        qs(q, " x WHERE x.rid = r.rid AND x.key = ");
+        bi(q, c->param->key), qs(q, ")");
         return;
     }
     negate = c->modifier == MR_MOD_NOT;
@@ -1142,10 +1237,17 @@ static void clause_cond(struct qbuild *q, const struct mr_q_clause *c)
         qs(q, "))))");
         return;
     }
-    qs(q, negate ? "r.rid NOT IN (SELECT rid FROM "
-                 : "r.rid IN (SELECT rid FROM ");
-    qs(q, ix_table[c->kind]);
-    qs(q, " WHERE key = "), bi(q, c->param->key), qs(q, " AND (");
+    if (drive && !negate) {
+        qs(q, "r.rid IN (SELECT rid FROM ");
+        qs(q, ix_table[c->kind]);
+        qs(q, " WHERE key = ");
+    } else {
+        /* Checked per candidate: a seek on the (rid, key, ...) key. */
+        qs(q, negate ? "NOT EXISTS (SELECT 1 FROM " : "EXISTS (SELECT 1 FROM ");
+        qs(q, ix_table[c->kind]);
+        qs(q, " x WHERE x.rid = r.rid AND x.key = ");
+    }
+    bi(q, c->param->key), qs(q, " AND (");
     for (i = 0; i < c->nvals; i++) {
         if (i)
             qs(q, " OR ");
@@ -1160,9 +1262,9 @@ static void build_where(struct qbuild *q, const struct mr_query *qr)
 {
     size_t i;
 
-    /* With clauses, the unary + keeps SQLite from driving the query by
-     * the (type, id) index: a selective index subquery should lead. */
-    if (qr->n)
+    /* When an index clause drives, the unary + keeps SQLite from leading
+     * with the (type, id) index instead. */
+    if (q->driver >= 0)
         qs(q, " WHERE +r.type = ");
     else
         qs(q, " WHERE r.type = ");
@@ -1170,7 +1272,7 @@ static void build_where(struct qbuild *q, const struct mr_query *qr)
     qs(q, " AND +r.deleted = 0");
     for (i = 0; i < qr->n; i++) {
         qs(q, " AND ");
-        clause_cond(q, &qr->clauses[i]);
+        clause_cond(q, &qr->clauses[i], (int)i == q->driver);
     }
 }
 
@@ -1412,6 +1514,12 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     if (!q)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     mr_buf_init(&q->sql, 1 << 20);
+    err = choose_driver(s, q, qr, d);
+    if (err) {
+        mr_buf_release(&q->sql);
+        mr_free(q);
+        return err;
+    }
 
     if (total) {
         qs(q, "SELECT count(*) FROM resource r");
