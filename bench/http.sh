@@ -66,11 +66,17 @@ w "$U/Observation?patient=$P&code=http://loinc.org|8302-2"
 echo
 echo "== POST /fhir/Patient (durable, group commit), 64 connections =="
 cat > "$OUT/post.lua" <<'LUA'
+-- Every body a different synthetic person, so none is a possible duplicate.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 counter = 0
 request = function()
   counter = counter + 1
   local body = '{"resourceType":"Patient","name":[{"family":"Load' ..
-    counter .. '-' .. math.random(1, 1000000000) ..
+    tid .. 'x' .. counter ..
     '","given":["Bench"]}],"gender":"female","birthDate":"1980-01-01"}'
   return wrk.format("POST", "/fhir/Patient",
     {["Content-Type"] = "application/fhir+json"}, body)

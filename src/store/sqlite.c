@@ -1100,7 +1100,7 @@ static enum mr_err bind_all(struct sq_store *s, sqlite3_stmt *st,
 
 /*
  * Pick the driving clause: the one with the fewest index matches, counted
- * up to a cap (cheap: at most `cap` index entries read per clause). With
+ * up to 256 (cheap: that many index entries at most per clause). With
  * several clauses SQLite alone cannot tell a birth date (a few dozen
  * patients) from a name prefix (tens of thousands).
  */
@@ -1149,7 +1149,7 @@ static enum mr_err choose_driver(struct sq_store *s, struct qbuild *q,
                     qs(cq, " OR ");
                 value_cond(cq, c, &c->vals[k]);
             }
-            qs(cq, ") LIMIT 2000)");
+            qs(cq, ") LIMIT 256)");
         }
         if (cq->err) {
             err = mr_diag_set(d, cq->err, "search too complex");

@@ -110,7 +110,7 @@ kill_import()
     pid=$!
     _BG_PIDS+=("$pid")
     if [ "$mode" = after ]; then
-        for ((i = 0; i < 1200; i++)); do
+        for ((i = 0; i < 6000; i++)); do  # up to 5 min: slow under ASan
             [ "$(grep -c committed "$out")" -ge "$1" ] && break
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.05
