@@ -8,6 +8,7 @@
 #include "store/schema.h"
 #include "store/store_impl.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,13 @@ struct sq_store {
     int schema;
     int in_tx;
     unsigned staged; /* bit per enum mr_ix_kind with staged entries */
+    /* Search statements by SQL text: a query shape is prepared once. */
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        uint64_t used;
+    } cache[64];
+    uint64_t clock;
 };
 
 /* Staging tables (connection-private, in memory). */
@@ -237,6 +245,58 @@ static enum mr_err prep(struct sq_store *s, enum stmt_id id, sqlite3_stmt **out,
     return MR_OK;
 }
 
+/* A statement for dynamic SQL (searches), from the per-connection cache;
+ * give it back with uncache(). Least recently used entries make room. */
+static int prep_cached(struct sq_store *s, const char *sql, sqlite3_stmt **out)
+{
+    size_t i, victim = 0;
+    int rc;
+    sqlite3_stmt *st;
+    char *copy;
+
+    for (i = 0; i < 64; i++) {
+        if (s->cache[i].sql && !strcmp(s->cache[i].sql, sql)) {
+            s->cache[i].used = ++s->clock;
+            *out = s->cache[i].st;
+            return SQLITE_OK;
+        }
+        if (s->cache[i].used < s->cache[victim].used)
+            victim = i;
+    }
+    rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                            NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    copy = mr_strdup(sql);
+    if (!copy) {
+        /* Not cached: still usable once; uncache() finalizes it. */
+        *out = st;
+        return SQLITE_OK;
+    }
+    sqlite3_finalize(s->cache[victim].st);
+    mr_free(s->cache[victim].sql);
+    s->cache[victim].sql = copy;
+    s->cache[victim].st = st;
+    s->cache[victim].used = ++s->clock;
+    *out = st;
+    return SQLITE_OK;
+}
+
+static void uncache(struct sq_store *s, sqlite3_stmt *st)
+{
+    size_t i;
+
+    if (!st)
+        return;
+    for (i = 0; i < 64; i++)
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
+
 static void done_stmt(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
@@ -277,6 +337,10 @@ static void sq_close(struct mr_store *base)
 
     for (i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    for (i = 0; i < 64; i++) {
+        sqlite3_finalize(s->cache[i].st);
+        mr_free(s->cache[i].sql);
+    }
     if (s->db)
         sqlite3_close(s->db);
     mr_free(s->path);
@@ -316,6 +380,17 @@ static enum mr_err migrate(struct sq_store *s, int from, struct mr_diag *d)
 
 static const struct mr_store_ops sqlite_ops;
 
+/* SQLite's memory statistics take one process-wide mutex on every
+ * allocation, which the server's threads then fight over; medrec does not
+ * read them. Configured once, before SQLite is first used. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
 enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
                             struct mr_diag *d)
 {
@@ -326,6 +401,7 @@ enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
     const char *busy_env;
     long busy_ms = 5000;
 
+    pthread_once(&sqlite_once, sqlite_global_init);
     if (!path || !*path)
         return mr_diag_set(d, MR_EUSAGE, "no database file given");
     if (!(flags & MR_STORE_CREATE) && access(path, F_OK) != 0)
@@ -1153,8 +1229,7 @@ static enum mr_err choose_driver(struct sq_store *s, struct qbuild *q,
         }
         if (cq->err) {
             err = mr_diag_set(d, cq->err, "search too complex");
-        } else if (sqlite3_prepare_v2(s->db, cq->sql.ptr, -1, &st, NULL) ==
-                   SQLITE_OK) {
+        } else if (prep_cached(s, cq->sql.ptr, &st) == SQLITE_OK) {
             err = bind_all(s, st, cq, d);
             if (!err && sqlite3_step(st) == SQLITE_ROW) {
                 n = sqlite3_column_int64(st, 0);
@@ -1163,7 +1238,7 @@ static enum mr_err choose_driver(struct sq_store *s, struct qbuild *q,
                     q->driver = (int)i;
                 }
             }
-            sqlite3_finalize(st);
+            uncache(s, st);
         }
         mr_buf_release(&cq->sql);
     }
@@ -1528,7 +1603,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
             err = mr_diag_set(d, q->err, "search too complex");
             goto done;
         }
-        rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+        rc = prep_cached(s, q->sql.ptr, &st);
         if (rc != SQLITE_OK) {
             err = map_rc(s, rc, d, "prepare search");
             goto done;
@@ -1542,7 +1617,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
             goto done;
         }
         *total = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        uncache(s, st);
         st = NULL;
         mr_buf_reset(&q->sql);
         q->nb = 0;
@@ -1562,7 +1637,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
         err = mr_diag_set(d, q->err, "search too complex");
         goto done;
     }
-    rc = sqlite3_prepare_v2(s->db, q->sql.ptr, -1, &st, NULL);
+    rc = prep_cached(s, q->sql.ptr, &st);
     if (rc != SQLITE_OK) {
         err = map_rc(s, rc, d, "prepare search");
         goto done;
@@ -1598,7 +1673,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
         err = map_rc(s, rc, d, "search");
         goto done;
     }
-    sqlite3_finalize(st);
+    uncache(s, st);
     st = NULL;
     if (inc && qr->ninclude && page.len > 1) {
         if ((err = mr_buf_addc(&page, ']')))
@@ -1607,7 +1682,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
             err = run_includes(s, qr, page.ptr, inc, ctx, d);
     }
 done:
-    sqlite3_finalize(st);
+    uncache(s, st);
     mr_buf_release(&page);
     mr_buf_release(&q->sql);
     mr_arena_release(&q->arena);
