@@ -36,13 +36,27 @@ ID=$($BIN patient show "$MRN" --json | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | he
 run $BIN history "Patient/$ID"
 run $BIN check
 
+SYN=${MEDREC_SHARED_DATA:-../shared/data}/fhir/synthea
+if [ -d "$SYN" ]; then
+    say "$BIN import $SYN/*.json    # Synthea transaction Bundles: whole charts"
+    $BIN import "$SYN"/*.json | tail -1
+fi
+
+PORT=${MEDREC_DEMO_PORT:-8080}
 cat <<MSG
 
-The demo database is $DB ($N synthetic patients and Ana Rivera, MRN $MRN).
-Try:
+The demo database is $DB ($N synthetic patients, Ana Rivera with MRN $MRN,
+and the Synthea charts when ../shared/data is present).
+Try, in another terminal:
   export MEDREC_DB=$DB
   $BIN patient search --name mu --gender female --count 5
   $BIN patient show $MRN --json
-  $BIN export > all.ndjson
-  $BIN --help
+  curl -s http://127.0.0.1:$PORT/fhir/Patient?name=rivera
+  curl -s http://127.0.0.1:$PORT/fhir/metadata | head -c 300
+Sign-in arrives with the security work; until then the server answers on
+loopback only, as the local service user, and audits every access.
 MSG
+[ -n "${MEDREC_DEMO_NO_SERVE:-}" ] && exit 0
+echo
+echo "Starting the FHIR server (Ctrl-C stops it):"
+exec $BIN serve --db "$DB" --http "127.0.0.1:$PORT" --access-log "$DEMO_DIR/access.log"
