@@ -454,6 +454,7 @@ static enum mr_err fill_result(struct mr_records *r, struct mr_result *res,
 
 struct dup_ctx {
     const char *family, *given; /* folded */
+    const char *gender;
     char found_id[65];
     char found_mrn[24];
 };
@@ -485,6 +486,13 @@ static int dup_cb(void *ctx, const struct mr_version *m, const char *json,
 
     if (!p)
         return 0;
+    {
+        const char *sex = json_string_value(json_object_get(p, "gender"));
+        if (!sex || strcmp(sex, c->gender)) {
+            json_decref(p);
+            return 0;
+        }
+    }
     json_array_foreach(json_object_get(p, "name"), i, n)
     {
         int eq = folded_eq(json_string_value(json_object_get(n, "family")),
@@ -544,8 +552,8 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
         err = mr_query_add(&q, "family", family, &qd);
     if (!err)
         err = mr_query_add(&q, "birthdate", birth, &qd);
-    if (!err)
-        err = mr_query_add(&q, "gender", gender, &qd);
+    /* Gender is compared on the few candidates rather than searched: as a
+     * clause it matches half the patients. */
     if (err) {
         /* A value the search cannot express cannot be compared; anything
          * else (out of memory) must not skip the check. */
@@ -555,9 +563,10 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
             mr_diag_set(d, err, "duplicate check failed: %s", mr_strerror(err));
         goto done;
     }
-    q.count = 200;
+    q.count = 1000;
     c.family = ff.ptr;
     c.given = fg.ptr;
+    c.gender = gender;
     err = mr_store_search(r->st, &q, dup_cb, &c, NULL, d);
     if (err == MR_ENOMEM)
         mr_diag_set(d, err, "duplicate check failed: out of memory");
