@@ -432,3 +432,18 @@ mr_json_replace_strings(const char *src, size_t len,
     }
     return MR_OK;
 }
+
+int mr_json_member_string(const char *src, size_t len, const char *name,
+                          char *out, size_t cap)
+{
+    size_t i = skip_ws(src, len, 0), end = 0, v;
+
+    if (i >= len || src[i] != '{' || cap == 0)
+        return -1;
+    v = member_value(src, len, i, name, &end);
+    if (v >= len || src[v] != '"' || end - v < 2 || end - v - 2 >= cap)
+        return -1;
+    memcpy(out, src + v + 1, end - v - 2);
+    out[end - v - 2] = '\0';
+    return 0;
+}

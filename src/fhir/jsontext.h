@@ -57,4 +57,9 @@ mr_json_replace_strings(const char *src, size_t len,
                         const char *(*repl)(void *ctx, const char *s, size_t n),
                         void *ctx, struct mr_buf *out) MR_WUR;
 
+/* Copy the top-level string member `name` of the object src[0..len)
+ * (raw, without decoding escapes) into out; 0 if found, -1 if not. */
+int mr_json_member_string(const char *src, size_t len, const char *name,
+                          char *out, size_t cap);
+
 #endif

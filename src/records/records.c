@@ -107,13 +107,26 @@ enum mr_err mr__check_type(const char *type, struct mr_diag *d)
 
 /* Parse and structurally validate resource JSON text. *root is a new
  * reference owned by the caller. */
-static enum mr_err parse_resource(const char *text, size_t len,
-                                  const char *type, json_t **root,
+static enum mr_err parse_resource(struct mr_records *r, const char *text,
+                                  size_t len, const char *type, json_t **root,
                                   struct mr_diag *d)
 {
     json_error_t je;
     json_t *j;
     enum mr_err err;
+
+    if (r->preparsed) {
+        const char *rt =
+            json_string_value(json_object_get(r->preparsed, "resourceType"));
+        j = r->preparsed;
+        r->preparsed = NULL;
+        if (type && (!rt || strcmp(rt, type)))
+            return mr_diag_set(d, MR_EINVALID,
+                               "resourceType: expected \"%s\", got \"%s\"",
+                               type, rt ? rt : "");
+        *root = json_incref(j);
+        return MR_OK;
+    }
 
     if (len > MR_MAX_RESOURCE_BYTES)
         return mr_diag_set(d, MR_ETOOBIG,
@@ -599,7 +612,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
 
     if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
-    err = parse_resource(json, len, type, &root, d);
+    err = parse_resource(r, json, len, type, &root, d);
     if (err)
         return err;
     is_patient = !strcmp(type, "Patient");
@@ -699,7 +712,7 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
-    err = parse_resource(json, len, type, &root, d);
+    err = parse_resource(r, json, len, type, &root, d);
     if (err)
         return err;
     given_id = json_string_value(json_object_get(root, "id"));
@@ -1188,7 +1201,7 @@ static enum mr_err import_one(struct mr_records *r, const struct mr_actor *a,
     char *end;
     int exists;
 
-    err = parse_resource(line, len, NULL, &root, d);
+    err = parse_resource(r, line, len, NULL, &root, d);
     if (err)
         return err;
     /* Copies: prepare_version replaces members of root. */
@@ -1401,6 +1414,7 @@ struct plan {
     const char *if_none_exist;
     const char *if_match;
     struct mr_span res;
+    json_t *resource; /* entry.resource in the parsed Bundle */
     /* results */
     unsigned status;
     int64_t version;
@@ -1416,6 +1430,7 @@ struct urlmap {
 };
 
 struct bundle_ctx {
+    int transaction; /* validated whole: entries may skip re-validation */
     struct plan *plans;
     size_t nplans;
     struct mr_records *r;
@@ -1588,6 +1603,7 @@ static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
     const json_t *rq = json_object_get(e, "request");
     const char *url, *slash;
 
+    p->resource = json_object_get(e, "resource");
     p->method = json_string_value(json_object_get(rq, "method"));
     url = json_string_value(json_object_get(rq, "url"));
     p->url = url;
@@ -1647,6 +1663,34 @@ static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
     return MR_OK;
 }
 
+/* The same rewriting as mr_json_replace_strings, on the parsed tree (the
+ * index is extracted from the tree, the stored bytes from the text). */
+static void rewrite_tree(struct bundle_ctx *b, json_t *v)
+{
+    const char *k, *str, *rep;
+    json_t *c;
+    size_t i;
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, c)
+        {
+            rewrite_tree(b, c);
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, c)
+        {
+            str = json_string_value(c);
+            if (str) {
+                rep = bundle_repl(b, str, json_string_length(c));
+                if (rep)
+                    json_string_set(c, rep);
+            } else {
+                rewrite_tree(b, c);
+            }
+        }
+    }
+}
+
 /* Run one planned entry (inside the bundle's transaction, or its own). */
 static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
                              struct mr_buf *text, struct mr_diag *d)
@@ -1684,6 +1728,14 @@ static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
             mr_diag_set(d, err, "%s", mr_strerror(err));
         goto done;
     }
+    if (b->transaction && p->resource) {
+        /* A transaction was validated whole: hand the parsed entry on. */
+        rewrite_tree(b, p->resource);
+        if (b->err) {
+            err = b->err;
+            goto done;
+        }
+    }
     if (!strcmp(p->method, "POST")) {
         if (p->if_none_exist && *p->if_none_exist) {
             fc.res = &res;
@@ -1707,11 +1759,14 @@ static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
                 goto done;
         }
         r->next_id = p->id;
+        r->preparsed = b->transaction ? p->resource : NULL;
         err = mr_records_create(r, b->a, p->type, text->ptr, text->len, NULL, 0,
                                 &res, d);
         r->next_id = NULL;
+        r->preparsed = NULL;
         p->status = 201;
     } else {
+        r->preparsed = b->transaction ? p->resource : NULL;
         err = mr_records_put(r, b->a, p->type, p->id, text->ptr, text->len,
                              expect, NULL, MR_WRITE_UPSERT, &res, &created, d);
         p->status = created ? 201 : 200;
@@ -1830,6 +1885,7 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
 
     b.r = r;
     b.a = a;
+    b.transaction = transaction;
     r->ref_planned = planned_ref;
     r->ref_ctx = &b;
     b.plans = plans;

@@ -23,6 +23,9 @@ struct mr_records {
      * count as resolvable even before their entry has run. */
     int (*ref_planned)(void *ctx, const char *ref);
     void *ref_ctx;
+    /* In a transaction Bundle (validated whole): the next write's resource
+     * already parsed, so it is neither parsed nor validated again. */
+    json_t *preparsed;
 };
 
 /* Transactions that join an enclosing transaction Bundle when there is
