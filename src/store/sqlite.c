@@ -1568,6 +1568,38 @@ done:
     return err;
 }
 
+/* *total = the number of matches of qr (q is reset and reused). */
+static enum mr_err run_count(struct sq_store *s, struct qbuild *q,
+                             const struct mr_query *qr, int64_t *total,
+                             struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc;
+
+    mr_buf_reset(&q->sql);
+    q->nb = 0;
+    qs(q, "SELECT count(*) FROM resource r");
+    build_where(q, qr);
+    if (q->err)
+        return mr_diag_set(d, q->err, "search too complex");
+    rc = prep_cached(s, q->sql.ptr, &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare search");
+    err = bind_all(s, st, q, d);
+    if (!err) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *total = sqlite3_column_int64(st, 0);
+        else
+            err = map_rc(s, rc, d, "search count");
+    }
+    uncache(s, st);
+    mr_buf_reset(&q->sql);
+    q->nb = 0;
+    return err;
+}
+
 static enum mr_err sq_search_ex(struct mr_store *base,
                                 const struct mr_query *qr, mr_store_cb cb,
                                 mr_store_cb inc, void *ctx, int64_t *total,
@@ -1580,6 +1612,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     sqlite3_stmt *st = NULL;
     enum mr_err err = MR_OK;
     int rc, r;
+    int64_t rows = 0;
 
     /* Searches see this transaction's own writes. */
     err = flush_index(s, d);
@@ -1596,31 +1629,12 @@ static enum mr_err sq_search_ex(struct mr_store *base,
         return err;
     }
 
-    if (total) {
-        qs(q, "SELECT count(*) FROM resource r");
-        build_where(q, qr);
-        if (q->err) {
-            err = mr_diag_set(d, q->err, "search too complex");
-            goto done;
-        }
-        rc = prep_cached(s, q->sql.ptr, &st);
-        if (rc != SQLITE_OK) {
-            err = map_rc(s, rc, d, "prepare search");
-            goto done;
-        }
-        err = bind_all(s, st, q, d);
+    /* The count costs a second pass over the matches: when the page
+     * itself shows there are no more, it is not needed. */
+    if (total && (qr->summary_count || !cb)) {
+        err = run_count(s, q, qr, total, d);
         if (err)
             goto done;
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
-            err = map_rc(s, rc, d, "search count");
-            goto done;
-        }
-        *total = sqlite3_column_int64(st, 0);
-        uncache(s, st);
-        st = NULL;
-        mr_buf_reset(&q->sql);
-        q->nb = 0;
     }
     if (qr->summary_count || !cb)
         goto done;
@@ -1658,6 +1672,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
                           (long long)sqlite3_column_int64(st, 8));
         if (err)
             break;
+        rows++;
         r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 7),
                (size_t)sqlite3_column_bytes(st, 7));
         if (r) {
@@ -1675,6 +1690,13 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     }
     uncache(s, st);
     st = NULL;
+    if (total) {
+        uint32_t limit = qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT;
+        if (rows < (int64_t)limit && (rows > 0 || qr->offset == 0))
+            *total = (int64_t)qr->offset + rows;
+        else if ((err = run_count(s, q, qr, total, d)))
+            goto done;
+    }
     if (inc && qr->ninclude && page.len > 1) {
         if ((err = mr_buf_addc(&page, ']')))
             err = mr_diag_set(d, err, "search page: %s", mr_strerror(err));
