@@ -1381,6 +1381,32 @@ enum mr_err mr_records_check(struct mr_records *r, const struct mr_actor *a,
     if (err)
         return err;
     err = mr_store_check(r->st, report, d);
+    if (!err || err == MR_ECORRUPT) {
+        /* A medical record number names one patient. */
+        const struct mr_search_param *sp =
+            mr_search_param_find("Patient", "identifier");
+        int64_t shared = 0;
+        char first[64];
+        struct mr_diag sd;
+        enum mr_err e2 =
+            sp ? mr_store_shared_tokens(r->st, sp->key, MR_MRN_SYSTEM, &shared,
+                                        first, sizeof(first), &sd)
+               : MR_OK;
+        if (e2) {
+            *d = sd;
+            err = e2;
+        } else if (shared) {
+            if (mr_buf_addf(report,
+                            "%lld medical record numbers shared by more "
+                            "than one patient (e.g. %s)\n",
+                            (long long)shared, first))
+                err = mr_diag_set(d, MR_ENOMEM, "out of memory");
+            else if (!err)
+                err = mr_diag_set(d, MR_ECORRUPT,
+                                  "integrity check failed: duplicate "
+                                  "medical record numbers");
+        }
+    }
     mr_store_rollback(r->st);
     if (schema)
         *schema = mr_store_schema(r->st);

@@ -2050,6 +2050,39 @@ static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
     return MR_OK;
 }
 
+static enum mr_err sq_shared_tokens(struct mr_store *base, uint32_t key,
+                                    const char *system, int64_t *count,
+                                    char *first, size_t cap, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(
+        s->db,
+        "SELECT code, count(*) OVER () FROM ix_token t JOIN resource r"
+        " ON r.rid = t.rid AND r.deleted = 0"
+        " WHERE t.key = ?1 AND t.system = ?2"
+        " GROUP BY code HAVING count(DISTINCT t.rid) > 1 LIMIT 1",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare shared tokens");
+    sqlite3_bind_int64(st, 1, key);
+    sqlite3_bind_text(st, 2, system, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *count = 0;
+    if (cap)
+        first[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 1);
+        copy_col(first, cap, st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "shared tokens");
+    return MR_OK;
+}
+
 static int sq_schema(struct mr_store *base)
 {
     return ((struct sq_store *)base)->schema;
@@ -2091,6 +2124,7 @@ static const struct mr_store_ops sqlite_ops = {
     .audit_scan = sq_audit_scan,
     .check = sq_check,
     .schema = sq_schema,
+    .shared_tokens = sq_shared_tokens,
     .counts = sq_counts,
     .search_ex = sq_search_ex,
     .history_all = sq_history_all,

@@ -97,6 +97,13 @@ enum mr_err mr_store_check(struct mr_store *st, struct mr_buf *report,
     return st->ops->check(st, report, d);
 }
 
+enum mr_err mr_store_shared_tokens(struct mr_store *st, uint32_t key,
+                                   const char *system, int64_t *count,
+                                   char *first, size_t cap, struct mr_diag *d)
+{
+    return st->ops->shared_tokens(st, key, system, count, first, cap, d);
+}
+
 int mr_store_schema(struct mr_store *st)
 {
     return st->ops->schema(st);

@@ -168,6 +168,15 @@ enum mr_err mr_store_audit_scan(struct mr_store *st, const char *patient,
 enum mr_err mr_store_check(struct mr_store *st, struct mr_buf *report,
                            struct mr_diag *d) MR_WUR;
 
+/* Token values (code, in `system`) that more than one current resource
+ * holds for the search parameter `key`: *count receives how many values
+ * are shared, `first` (cap bytes) one of them. For uniqueness checks such
+ * as medical record numbers. */
+enum mr_err mr_store_shared_tokens(struct mr_store *st, uint32_t key,
+                                   const char *system, int64_t *count,
+                                   char *first, size_t cap,
+                                   struct mr_diag *d) MR_WUR;
+
 /* Schema version of the open database. */
 int mr_store_schema(struct mr_store *st);
 

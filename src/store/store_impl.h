@@ -40,6 +40,9 @@ struct mr_store_ops {
     enum mr_err (*check)(struct mr_store *st, struct mr_buf *report,
                          struct mr_diag *d);
     int (*schema)(struct mr_store *st);
+    enum mr_err (*shared_tokens)(struct mr_store *st, uint32_t key,
+                                 const char *system, int64_t *count,
+                                 char *first, size_t cap, struct mr_diag *d);
     enum mr_err (*counts)(struct mr_store *st, int64_t *resources,
                           int64_t *versions, int64_t *audits,
                           struct mr_diag *d);
