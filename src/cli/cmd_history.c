@@ -26,24 +26,7 @@ static int print_version(void *ctx, const struct mr_version *m,
 
     mr_time_format(m->ts, ts);
     if (h->json) {
-        err = mr_buf_addf(&h->out, "%s{\"fullUrl\":\"%s/%s\",", h->n ? "," : "",
-                          m->type, m->id);
-        if (!err && !m->deleted)
-            err = mr_buf_addf(&h->out, "\"resource\":%.*s,", (int)len, json);
-        if (!err)
-            err =
-                mr_buf_addf(&h->out,
-                            "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
-                            "\"response\":{\"status\":\"%s\",\"etag\":"
-                            "\"W/\\\"%lld\\\"\",\"lastModified\":\"%s\"}}",
-                            m->deleted        ? "DELETE"
-                            : m->version == 1 ? "POST"
-                                              : "PUT",
-                            m->type, m->id,
-                            m->deleted        ? "204"
-                            : m->version == 1 ? "201"
-                                              : "200",
-                            (long long)m->version, ts);
+        err = mr_history_entry(&h->out, "", m, json, len, !h->n);
     } else {
         err = mr_buf_addf(&h->out, "version %-4lld %s  %-8s by %s",
                           (long long)m->version, ts,

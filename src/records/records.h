@@ -139,10 +139,9 @@ struct mr_search_info {
  * is filled on success.
  */
 enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
-                                 const char *type, const char *query,
-                                 int flags, mr_store_cb match,
-                                 mr_store_cb include, void *ctx,
-                                 struct mr_search_info *info,
+                                 const char *type, const char *query, int flags,
+                                 mr_store_cb match, mr_store_cb include,
+                                 void *ctx, struct mr_search_info *info,
                                  struct mr_diag *d) MR_WUR;
 
 /* Type history (type set) or system history (type NULL): versions newest
@@ -251,6 +250,14 @@ enum mr_err mr_queue_start(const char *db, struct mr_queue **out,
 void mr_queue_submit(struct mr_queue *q, struct mr_job *job);
 /* Finish the queued jobs, stop the thread, free q. */
 void mr_queue_stop(struct mr_queue *q);
+
+/* Append one FHIR history Bundle entry for version m (stored JSON json):
+ * fullUrl base/Type/id (relative when base is "" or NULL), the resource
+ * unless it is a deletion, and request/response as history shows them;
+ * preceded by a comma unless first. */
+enum mr_err mr_history_entry(struct mr_buf *out, const char *base,
+                             const struct mr_version *m, const char *json,
+                             size_t len, int first) MR_WUR;
 
 /* The MRN of a Patient resource (from its identifiers), or NULL. The
  * pointer is into res. */

@@ -148,7 +148,7 @@ static void capabilities(const struct mr_http_req *req,
     size_t i, k, n;
     char now[32], *text;
     static const char *const interactions[] = {
-        "read",   "vread",       "update",      "delete",
+        "read",   "vread",       "update",       "delete",
         "create", "search-type", "history-type", "history-instance"};
 
     mr_time_format(mr_time_now_ms(), now);
@@ -194,8 +194,7 @@ static void capabilities(const struct mr_http_req *req,
     }
     rest = json_pack("{s:s,s:o,s:[{s:s},{s:s},{s:s}]}", "mode", "server",
                      "resource", resources, "interaction", "code",
-                     "transaction", "code", "batch", "code",
-                     "history-system");
+                     "transaction", "code", "batch", "code", "history-system");
     cs = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:[s],s:[o]}",
                    "resourceType", "CapabilityStatement", "status", "active",
                    "date", now, "kind", "instance", "publisher", "medrec",
@@ -218,38 +217,12 @@ static void capabilities(const struct mr_http_req *req,
 
 /* ---- history ---------------------------------------------------------- */
 
-struct hist_ctx {
-    struct mr_buf *out;
-    const char *base;
-    int n;
-};
-
-static int hist_entry(void *ctx, const struct mr_version *m, const char *json,
-                      size_t len)
+int mr__fhir_hist_entry(void *ctx, const struct mr_version *m, const char *json,
+                        size_t len)
 {
-    struct hist_ctx *h = ctx;
-    char ts[32];
-    enum mr_err err;
+    struct mr__fhir_hist *h = ctx;
+    enum mr_err err = mr_history_entry(h->out, h->base, m, json, len, !h->n);
 
-    mr_time_format(m->ts, ts);
-    err = mr_buf_addf(h->out, "%s{\"fullUrl\":\"%s/%s/%s\",", h->n ? "," : "",
-                      h->base, m->type, m->id);
-    if (!err && !m->deleted)
-        err = mr_buf_addf(h->out, "\"resource\":%.*s,", (int)len, json);
-    if (!err)
-        err = mr_buf_addf(
-            h->out,
-            "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
-            "\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
-            "\"lastModified\":\"%s\"}}",
-            m->deleted        ? "DELETE"
-            : m->version == 1 ? "POST"
-                              : "PUT",
-            m->type, m->id,
-            m->deleted        ? "204"
-            : m->version == 1 ? "201"
-                              : "200",
-            (long long)m->version, ts);
     h->n++;
     return err ? (int)err : 0;
 }
@@ -258,12 +231,12 @@ static void history(const struct mr_http_req *req, struct mr_http_resp *resp,
                     const char *type, const char *id)
 {
     struct mr_buf entries = MR_BUF_INIT(256u << 20);
-    struct hist_ctx h = {&entries, req->base, 0};
+    struct mr__fhir_hist h = {&entries, req->base, 0};
     struct mr_diag d;
 
     mr_diag_clear(&d);
-    if (mr_records_history(req->records, &req->actor, type, id, hist_entry, &h,
-                           &d)) {
+    if (mr_records_history(req->records, &req->actor, type, id,
+                           mr__fhir_hist_entry, &h, &d)) {
         mr__fhir_fail_diag(resp, &d);
     } else if (mr_buf_addf(&resp->body,
                            "{\"resourceType\":\"Bundle\",\"type\":"

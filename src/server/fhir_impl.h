@@ -22,4 +22,13 @@ void mr__fhir_history_all(const struct mr_http_req *req,
 void mr__fhir_everything(const struct mr_http_req *req,
                          struct mr_http_resp *resp, const char *id);
 
+/* History Bundle entries (instance, type and system history). */
+struct mr__fhir_hist {
+    struct mr_buf *out;
+    const char *base;
+    int n;
+};
+int mr__fhir_hist_entry(void *ctx, const struct mr_version *m, const char *json,
+                        size_t len);
+
 #endif

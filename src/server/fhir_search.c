@@ -153,54 +153,17 @@ done:
 
 /* ---- type and system history ---------------------------------------- */
 
-struct hist_ctx {
-    struct mr_buf *out;
-    const char *base;
-    int n;
-};
-
-/* The entry shape of instance history (fhir.c). */
-static int hist_entry(void *ctx, const struct mr_version *m, const char *json,
-                      size_t len)
-{
-    struct hist_ctx *h = ctx;
-    char ts[32];
-    enum mr_err err;
-
-    mr_time_format(m->ts, ts);
-    err = mr_buf_addf(h->out, "%s{\"fullUrl\":\"%s/%s/%s\",", h->n ? "," : "",
-                      h->base, m->type, m->id);
-    if (!err && !m->deleted)
-        err = mr_buf_addf(h->out, "\"resource\":%.*s,", (int)len, json);
-    if (!err)
-        err = mr_buf_addf(
-            h->out,
-            "\"request\":{\"method\":\"%s\",\"url\":\"%s/%s\"},"
-            "\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
-            "\"lastModified\":\"%s\"}}",
-            m->deleted        ? "DELETE"
-            : m->version == 1 ? "POST"
-                              : "PUT",
-            m->type, m->id,
-            m->deleted        ? "204"
-            : m->version == 1 ? "201"
-                              : "200",
-            (long long)m->version, ts);
-    h->n++;
-    return err ? (int)err : 0;
-}
-
 void mr__fhir_history_all(const struct mr_http_req *req,
                           struct mr_http_resp *resp, const char *type)
 {
     struct mr_buf entries = MR_BUF_INIT(256u << 20);
-    struct hist_ctx h = {&entries, req->base, 0};
+    struct mr__fhir_hist h = {&entries, req->base, 0};
     struct mr_diag d;
     int64_t total = 0;
 
     mr_diag_clear(&d);
     if (mr_records_history_all(req->records, &req->actor, type, req->query,
-                               hist_entry, &h, &total, &d)) {
+                               mr__fhir_hist_entry, &h, &total, &d)) {
         mr__fhir_fail_diag(resp, &d);
     } else if (mr_buf_addf(&resp->body,
                            "{\"resourceType\":\"Bundle\",\"type\":"
