@@ -105,6 +105,9 @@ kill_import()
 {
     local db=$1 out=$2 from=$3 mode=$4 pid i
     shift 4
+    # Empty it first: the background job truncates it only once it runs,
+    # and the wait below must not read the previous round's lines.
+    : >"$out"
     "$MEDREC" import --db "$db" --batch "$BATCH" - \
         < <(tail -n +"$((from + 1))" input.ndjson) >"$out" 2>"$out.err" &
     pid=$!
