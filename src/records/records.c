@@ -255,20 +255,24 @@ static uint64_t mrn_seq(const char *mrn)
     return *end ? 0 : (uint64_t)v;
 }
 
-struct owner_ctx {
+/* The first match of a search: its id and "Type/id", and how many. */
+struct ref_ctx {
     char id[65];
+    char ref[140];
     int n;
 };
 
-static int owner_cb(void *ctx, const struct mr_version *m, const char *json,
-                    size_t len)
+static int first_id_cb(void *ctx, const struct mr_version *m, const char *json,
+                       size_t len)
 {
-    struct owner_ctx *c = ctx;
+    struct ref_ctx *c = ctx;
 
     (void)json;
     (void)len;
-    if (c->n++ == 0)
+    if (c->n++ == 0) {
         snprintf(c->id, sizeof(c->id), "%s", m->id);
+        snprintf(c->ref, sizeof(c->ref), "%s/%s", m->type, m->id);
+    }
     return 0;
 }
 
@@ -277,7 +281,7 @@ static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
                               const char *id, struct mr_diag *d)
 {
     struct mr_query q;
-    struct owner_ctx c = {"", 0};
+    struct ref_ctx c = {"", "", 0};
     char value[128];
     enum mr_err err;
 
@@ -286,7 +290,7 @@ static enum mr_err mrn_unique(struct mr_records *r, const char *mrn,
     err = mr_query_add(&q, "identifier", value, d);
     if (!err) {
         q.count = 2;
-        err = mr_store_search(r->st, &q, owner_cb, &c, NULL, d);
+        err = mr_store_search(r->st, &q, first_id_cb, &c, NULL, d);
     }
     mr_query_release(&q);
     if (err)
@@ -1498,23 +1502,6 @@ static int urlmap_cmp(const void *x, const void *y)
                   ((const struct urlmap *)y)->from);
 }
 
-struct ref_ctx {
-    char ref[140];
-    int n;
-};
-
-static int first_id_cb(void *ctx, const struct mr_version *m, const char *json,
-                       size_t len)
-{
-    struct ref_ctx *c = ctx;
-
-    (void)json;
-    (void)len;
-    if (c->n++ == 0)
-        snprintf(c->ref, sizeof(c->ref), "%s/%s", m->type, m->id);
-    return 0;
-}
-
 /* Resolve "Type?query" to the one matching "Type/id" (or NULL with
  * b->err set). Runs inside the bundle's transaction. */
 static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
@@ -1523,7 +1510,7 @@ static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
     char type[64], *ref;
     const char *q = memchr(s, '?', n);
     struct mr_query query;
-    struct ref_ctx c = {"", 0};
+    struct ref_ctx c = {"", "", 0};
     enum mr_err err;
 
     if (!q || (size_t)(q - s) >= sizeof(type))
