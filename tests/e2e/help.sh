@@ -16,6 +16,7 @@ cases=(
     "export|usage: medrec export"
     "import|usage: medrec import"
     "check|usage: medrec check"
+    "serve|usage: medrec serve"
 )
 
 for c in "${cases[@]}"; do
