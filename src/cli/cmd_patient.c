@@ -554,10 +554,10 @@ static int search_row(void *ctx, const struct mr_version *m, const char *json,
         size_t chars = 0, k;
         for (k = 0; nm[k]; k++)
             chars += ((unsigned char)nm[k] & 0xc0) != 0x80;
-        err = mr_buf_addf(s->out, "%-10s %s%*s %-10s %4s  %s\n",
-                          mrn ? mrn : "-", nm,
-                          chars < 28 ? (int)(28 - chars) : 0, "",
-                          birth ? birth : "", agebuf, gender ? gender : "");
+        err =
+            mr_buf_addf(s->out, "%-10s %s%*s %-10s %4s  %s\n", mrn ? mrn : "-",
+                        nm, chars < 28 ? (int)(28 - chars) : 0, "",
+                        birth ? birth : "", agebuf, gender ? gender : "");
     }
     json_decref(p);
     s->n++;

@@ -17,7 +17,7 @@ struct mr_records {
     /* Inside a transaction Bundle the operations share one store
      * transaction, which the bundle code begins, commits or rolls back. */
     int in_bundle;
-    const char *next_id; /* id for the next create (bundle POST) */
+    const char *next_id;             /* id for the next create (bundle POST) */
     struct mr_audit_batch *deferred; /* reads' audit entries, if set */
     /* In a Bundle: references to resources the Bundle itself creates
      * count as resolvable even before their entry has run. */

@@ -24,9 +24,9 @@ static const struct mr_actor ACTOR = {"queue-test", "system", "unit-test"};
 struct job {
     struct mr_job j;
     int index;
-    int ran_ok;    /* the create inside succeeded */
-    int undo;      /* ask for this job's writes to be undone */
-    int done;      /* done() was called */
+    int ran_ok; /* the create inside succeeded */
+    int undo;   /* ask for this job's writes to be undone */
+    int done;   /* done() was called */
     enum mr_err commit;
 };
 
@@ -51,8 +51,8 @@ static int run(void *ctx, struct mr_records *r)
                  "{\"resourceType\":\"Observation\",\"status\":\"final\","
                  "\"code\":{\"text\":\"q%d\"}}",
                  jb->index);
-    jb->ran_ok = mr_records_create(r, &ACTOR, "Observation", json,
-                                   strlen(json), NULL, 0, NULL, &d) == MR_OK;
+    jb->ran_ok = mr_records_create(r, &ACTOR, "Observation", json, strlen(json),
+                                   NULL, 0, NULL, &d) == MR_OK;
     /* Every 7th written job asks to be undone after writing. */
     jb->undo = jb->ran_ok && jb->index % 7 == 0;
     return !jb->ran_ok || jb->undo;
@@ -140,8 +140,8 @@ static void test_group_commit(void **state)
         jobs[i].j.ctx = &jobs[i];
     }
     for (i = 0; i < 4; i++) {
-        subs[i] = (struct submitter){q, jobs, i * NJOBS / 4,
-                                     (i + 1) * NJOBS / 4};
+        subs[i] =
+            (struct submitter){q, jobs, i * NJOBS / 4, (i + 1) * NJOBS / 4};
         assert_int_equal(pthread_create(&th[i], NULL, submit, &subs[i]), 0);
     }
     for (i = 0; i < 4; i++)
@@ -178,9 +178,8 @@ static void test_group_commit(void **state)
     assert_int_equal(c.n, kept);
     for (i = 0; i < NJOBS; i++)
         assert_int_equal(c.seen[i], jobs[i].ran_ok && !jobs[i].undo);
-    assert_int_equal(mr_records_audit_scan(r, &ACTOR, NULL, audit_cb, &audits,
-                                           &d),
-                     MR_OK);
+    assert_int_equal(
+        mr_records_audit_scan(r, &ACTOR, NULL, audit_cb, &audits, &d), MR_OK);
     assert_int_equal(audits, kept);
     mr_records_close(r);
     free(jobs);

@@ -291,8 +291,7 @@ static void test_specials(void **state)
     assert_int_equal(q.sort[0].desc, 1);
     assert_int_equal(q.ninclude, 2);
     assert_int_equal(q.nelements, 1);
-    static const char *const unknown[] = {"nosuch", "subject.name",
-                                          "deceased"};
+    static const char *const unknown[] = {"nosuch", "subject.name", "deceased"};
     assert_int_equal(q.nunknown, 3);
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(q.unknown[i], unknown[i]);
