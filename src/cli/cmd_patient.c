@@ -232,9 +232,8 @@ static void set_telecom(json_t *p, const char *system, const char *value)
             return;
         }
     }
-    json_array_append_new(
-        arr, json_pack("{s:s,s:s,s:s}", "system", system, "value", value, "use",
-                       strcmp(system, "email") ? "home" : "home"));
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "system", system,
+                                         "value", value, "use", "home"));
 }
 
 /* Apply the demographic options to Patient p (created or updated). */

@@ -19,10 +19,6 @@ static const char usage_text[] =
     "otherwise. SIGTERM or SIGINT stops it after in-flight requests.\n"
     "Limits: request body 32 MiB, headers 16 KiB, idle time-out 30 s.\n";
 
-struct ready {
-    const char *host;
-};
-
 static void on_ready(void *ctx, unsigned port)
 {
     (void)ctx;
