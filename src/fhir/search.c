@@ -9,6 +9,7 @@
 #include "core/time.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -955,6 +956,19 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
         q->offset = (uint32_t)num;
         return MR_OK;
     }
+    if (strcmp(base, "_page_after") == 0 || strcmp(base, "_page_before") == 0) {
+        /* Cursors from our own next/previous links. */
+        long cur = modstr ? -1 : parse_uint(value, LONG_MAX);
+        if (cur < 1)
+            return mr_diag_set(d, MR_EINVALID,
+                               "%s: must be a cursor from a paging link",
+                               base);
+        if (base[6] == 'a')
+            q->page_after = cur;
+        else
+            q->page_before = cur;
+        return MR_OK;
+    }
     if (strcmp(base, "_summary") == 0 && !modstr) {
         if (strcmp(value, "count") == 0) {
             q->summary_count = 1;
@@ -1028,5 +1042,11 @@ enum mr_err mr_query_parse(struct mr_query *q, const char *type, const char *qs,
         if ((err = mr_query_add(q, name, value ? value : "", d)))
             return err;
     }
+    if ((q->page_after || q->page_before) &&
+        (q->nsort || q->offset || (q->page_after && q->page_before)))
+        return mr_diag_set(d, MR_EINVALID,
+                           "_page_after/_page_before: a cursor pages in "
+                           "creation order; it cannot be combined with "
+                           "_sort, _offset or the other cursor");
     return MR_OK;
 }

@@ -98,12 +98,25 @@ struct mr_q_include {
 #define MR_QUERY_DEFAULT_COUNT 50
 
 /* A search: clauses are ANDed. Everything lives in `arena`. */
+/* What the store reports about a page in creation order (no _sort): its
+ * first and last internal sequence numbers and whether more matches lie
+ * before or after it. Cursors built from these stay valid while resources
+ * are added or deleted, unlike offsets. */
+struct mr_q_page {
+    int64_t first, last;
+    int more_before, more_after;
+};
+
 struct mr_query {
     const char *type;
     struct mr_q_clause *clauses;
     size_t n;
     uint32_t count;    /* page size, 1..MR_QUERY_MAX_COUNT */
     uint32_t offset;   /* _offset paging */
+    /* _page_after / _page_before: keyset paging in creation order (refused
+     * with _sort and _offset); 0 when absent. */
+    int64_t page_after, page_before;
+    struct mr_q_page *page; /* filled by the store when not NULL */
     int summary_count; /* _summary=count */
     /* Parameters that are not known for `type` (ignored, reported). */
     const char **unknown;

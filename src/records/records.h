@@ -129,6 +129,8 @@ struct mr_search_info {
     uint32_t offset;    /* first match of the page */
     int summary_count;  /* _summary=count: no resources were returned */
     char ignored[1024]; /* lenient: ignored parameters, ", "-separated */
+    int keyset;          /* paged in creation order: links use page */
+    struct mr_q_page page;
 };
 
 /*

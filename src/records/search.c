@@ -143,6 +143,8 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
     }
     out.count = q.count;
     out.offset = q.offset;
+    out.keyset = q.nsort == 0;
+    q.page = &out.page;
     out.summary_count = q.summary_count;
     sc.match = match;
     sc.ctx = ctx;

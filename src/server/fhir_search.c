@@ -65,14 +65,26 @@ static enum mr_err outcome_entry(struct bundle_ctx *b, const char *ignored)
     return err;
 }
 
-/* Prefer: handling=lenient (RFC 7240 preferences, comma-separated). */
-static int prefer_lenient(const struct mr_http_req *req)
+/* Prefer: handling=strict (RFC 7240 preferences, comma-separated); the
+ * default is lenient: unknown parameters are ignored and reported in an
+ * OperationOutcome entry. */
+static int prefer_strict(const struct mr_http_req *req)
 {
     const char *p = req->header(req->header_ctx, "Prefer");
-    return p && strstr(p, "handling=lenient") != NULL;
+    return p && strstr(p, "handling=strict") != NULL;
 }
 
-/* The query without _offset, for building paging links. */
+static int paging_param(const char *p, size_t n)
+{
+    static const char *const names[] = {"_offset=", "_page_after=",
+                                        "_page_before="};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (n >= strlen(names[i]) && !strncmp(p, names[i], strlen(names[i])))
+            return 1;
+    return 0;
+}
+
+/* The query without its paging parameters, for building paging links. */
 static void strip_offset(const char *q, struct mr_buf *out)
 {
     const char *p = q, *amp;
@@ -81,7 +93,7 @@ static void strip_offset(const char *q, struct mr_buf *out)
     while (*p) {
         amp = strchr(p, '&');
         n = amp ? (size_t)(amp - p) : strlen(p);
-        if (n && strncmp(p, "_offset=", 8)) {
+        if (n && !paging_param(p, n)) {
             if (out->len && mr_buf_addc(out, '&'))
                 return;
             if (mr_buf_add(out, p, n))
@@ -105,7 +117,7 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
 
     mr_diag_clear(&d);
     err = mr_records_search_ex(req->records, &req->actor, type, query,
-                               prefer_lenient(req) ? MR_SEARCH_LENIENT : 0,
+                               prefer_strict(req) ? 0 : MR_SEARCH_LENIENT,
                                bundle_entry, include_entry, &b, &info, &d);
     if (err) {
         mr__fhir_fail_diag(resp, &d);
@@ -124,18 +136,34 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
                       "\"total\":%lld,\"link\":[{\"relation\":\"self\","
                       "\"url\":\"%s/%s?%s\"}",
                       (long long)total, req->base, type, query);
-    if (!err && !info.summary_count && count > 0 && offset + count < total)
-        err = mr_buf_addf(&resp->body,
-                          ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
-                          "_offset=%ld\"}",
-                          req->base, type, rest.ptr, rest.len ? "&" : "",
-                          offset + count);
-    if (!err && !info.summary_count && count > 0 && offset > 0)
-        err = mr_buf_addf(&resp->body,
-                          ",{\"relation\":\"previous\",\"url\":\"%s/%s?%s%s"
-                          "_offset=%ld\"}",
-                          req->base, type, rest.ptr, rest.len ? "&" : "",
-                          offset > count ? offset - count : 0);
+    if (!err && !info.summary_count && info.keyset) {
+        /* Creation order: cursors, which stay put while data changes. */
+        if (info.page.more_after && info.page.last)
+            err = mr_buf_addf(&resp->body,
+                              ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
+                              "_page_after=%lld\"}",
+                              req->base, type, rest.ptr, rest.len ? "&" : "",
+                              (long long)info.page.last);
+        if (!err && info.page.more_before && info.page.first)
+            err = mr_buf_addf(&resp->body,
+                              ",{\"relation\":\"previous\",\"url\":\"%s/%s?%s"
+                              "%s_page_before=%lld\"}",
+                              req->base, type, rest.ptr, rest.len ? "&" : "",
+                              (long long)info.page.first);
+    } else if (!err && !info.summary_count) {
+        if (count > 0 && offset + count < total)
+            err = mr_buf_addf(&resp->body,
+                              ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
+                              "_offset=%ld\"}",
+                              req->base, type, rest.ptr, rest.len ? "&" : "",
+                              offset + count);
+        if (!err && count > 0 && offset > 0)
+            err = mr_buf_addf(&resp->body,
+                              ",{\"relation\":\"previous\",\"url\":\"%s/%s?"
+                              "%s%s_offset=%ld\"}",
+                              req->base, type, rest.ptr, rest.len ? "&" : "",
+                              offset > count ? offset - count : 0);
+    }
     /* _summary=count: the total only (an outcome entry still says what
      * was ignored). */
     if (!err && (!info.summary_count || b.n))

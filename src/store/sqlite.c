@@ -1574,8 +1574,9 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     struct mr_version m;
     sqlite3_stmt *st = NULL;
     enum mr_err err = MR_OK;
-    int rc, r;
-    int64_t rows = 0;
+    int rc, r, keyset, more = 0, skipped = 0;
+    int64_t rows = 0, first_rid = 0, last_rid = 0;
+    uint32_t limit;
 
     /* Searches see this transaction's own writes. */
     err = flush_index(s, d);
@@ -1602,14 +1603,31 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     if (qr->summary_count || !cb)
         goto done;
 
+    /* In creation order one row more than the page tells whether there
+     * are more; _page_before reads backwards and turns the page round. */
+    keyset = qr->nsort == 0;
+    limit = qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT;
+    if (keyset && qr->page_before)
+        qs(q, "SELECT *, count(*) OVER () FROM (");
     qs(q, "SELECT " ROW_COLUMNS ", r.rid FROM resource r JOIN version v"
           " ON v.rid = r.rid AND v.version = r.version");
     build_where(q, qr);
-    build_order(q, qr);
+    if (qr->page_after)
+        qs(q, " AND r.rid > "), bi(q, qr->page_after);
+    if (qr->page_before)
+        qs(q, " AND r.rid < "), bi(q, qr->page_before);
+    if (keyset && qr->page_before)
+        qs(q, " ORDER BY r.rid DESC");
+    else
+        build_order(q, qr);
     qs(q, " LIMIT ");
-    bi(q, qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT);
-    qs(q, " OFFSET ");
-    bi(q, qr->offset);
+    bi(q, limit + (keyset ? 1 : 0));
+    if (keyset && qr->page_before) {
+        qs(q, ") ORDER BY 9");
+    } else {
+        qs(q, " OFFSET ");
+        bi(q, qr->offset);
+    }
     if (q->err) {
         err = mr_diag_set(d, q->err, "search too complex");
         goto done;
@@ -1624,6 +1642,19 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     /* The page's rids, as a JSON array for the include statement. */
     err = mr_buf_addc(&page, '[');
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t rid = sqlite3_column_int64(st, 8);
+        if (keyset && !qr->page_before && rows == limit) {
+            more = 1; /* the extra row: not shown */
+            break;
+        }
+        if (keyset && qr->page_before && !skipped &&
+            sqlite3_column_int64(st, 9) > (int64_t)limit) {
+            more = skipped = 1; /* the extra row, first going forwards */
+            continue;
+        }
+        if (!first_rid)
+            first_rid = rid;
+        last_rid = rid;
         copy_col(m.type, sizeof(m.type), st, 0);
         copy_col(m.id, sizeof(m.id), st, 1);
         m.version = sqlite3_column_int64(st, 2);
@@ -1647,15 +1678,25 @@ static enum mr_err sq_search_ex(struct mr_store *base,
         err = mr_diag_set(d, err, "search page: %s", mr_strerror(err));
         goto done;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE && !(more && rc == SQLITE_ROW)) {
         err = map_rc(s, rc, d, "search");
         goto done;
     }
     uncache(s, st);
     st = NULL;
+    if (qr->page) {
+        qr->page->first = first_rid;
+        qr->page->last = last_rid;
+        qr->page->more_after = keyset && (qr->page_before ? 1 : more);
+        qr->page->more_before =
+            keyset && (qr->page_before ? more
+                                       : qr->page_after != 0 || qr->offset);
+    }
     if (total) {
-        uint32_t limit = qr->count ? qr->count : MR_QUERY_DEFAULT_COUNT;
-        if (rows < (int64_t)limit && (rows > 0 || qr->offset == 0))
+        if (!keyset && rows < (int64_t)limit && (rows > 0 || qr->offset == 0))
+            *total = (int64_t)qr->offset + rows;
+        else if (keyset && !more && !qr->page_after && !qr->page_before &&
+                 (rows > 0 || qr->offset == 0))
             *total = (int64_t)qr->offset + rows;
         else if ((err = run_count(s, q, qr, total, d)))
             goto done;

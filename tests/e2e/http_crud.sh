@@ -219,8 +219,8 @@ expect_error 404 "GET an unknown resource type" GET /Spaceship/abc
 expect_error 404 "POST to an unknown resource type" \
     POST /Spaceship -H "$JSON" --data-binary '{"resourceType":"Spaceship"}'
 expect_error 400 "search with a bad date" GET "/Patient?birthdate=notadate"
-expect_error 400 "search with an unknown parameter" \
-    GET "/Patient?favouritecolour=blue"
+expect_error 400 "search with an unknown parameter under handling=strict" \
+    GET "/Patient?favouritecolour=blue" -H "Prefer: handling=strict"
 expect_error 400 "search with a bad _count" GET "/Patient?_count=-3"
 expect_error 400 "Observation search with a bad date prefix" \
     GET "/Observation?date=zz2020-01-01"
@@ -375,6 +375,55 @@ expect_eq "paging female patients by 4: each visited once" \
         sort)" "$(sort "$T/pages.ids" | uniq)"
 expect_eq "paging female patients by 4: no id twice" "" \
     "$(sort "$T/pages.ids" | uniq -d)"
+
+walk_pages "_sort=birthdate" 9
+expect_eq "paging sorted by birthdate (offsets): each visited once" \
+    "$(jq -r .id "$T/patients.ndjson" | sort)" "$(sort "$T/pages.ids")"
+
+# Links stay stable while data changes: read page 1, delete a patient on
+# it and add a new one, then follow next and previous. Nobody is skipped
+# or shown twice (an offset would now skip one), the new patient comes at
+# the end, and previous gives page 1 again without the deleted one.
+req GET "/Patient?gender=female&_count=4"
+page1=$(jqb '.entry[].resource.id')
+next=$(jqb '.link[] | select(.relation == "next") | .url')
+expect_jq "creation-order paging uses a cursor, not an offset" \
+    '[.link[] | select(.relation == "next") | .url |
+      test("_page_after=[0-9]+$")] == [true]'
+gone=$(echo "$page1" | sed -n 2p)
+req DELETE "/Patient/$gone"
+expect_status 204 "paging: delete a patient of page 1"
+cat >"$T/newf.json" <<'JSON'
+{"resourceType":"Patient","name":[{"family":"Pagingnew","given":["Zoe"]}],
+ "gender":"female","birthDate":"2001-02-03"}
+JSON
+post_json /Patient "$T/newf.json"
+newid=$(jqb .id)
+expect_status 201 "paging: create a patient meanwhile"
+seen=$page1
+url=$next
+n=0
+while [ -n "$url" ] && [ $n -lt 100 ]; do
+    req GET "$url"
+    [ $n = 0 ] && prev=$(jqb '.link[] | select(.relation == "previous") | .url')
+    seen=$(printf '%s\n%s' "$seen" "$(jqb '.entry[].resource.id')")
+    url=$(jqb '.link[] | select(.relation == "next") | .url')
+    n=$((n + 1))
+done
+expect_eq "stable paging: every female patient once, the new one last" \
+    "$( (jq -r 'select(.gender == "female") | .id' "$T/patients.ndjson";
+         echo "$newid") | sort)" "$(echo "$seen" | grep . | sort)"
+expect_eq "stable paging: the new patient comes last" "$newid" \
+    "$(echo "$seen" | grep . | tail -n 1)"
+req GET "$prev"
+expect_eq "stable paging: previous is page 1 without the deleted patient" \
+    "$(echo "$page1" | grep -v "^$gone\$")" "$(jqb '.entry[].resource.id')"
+expect_jq "stable paging: page 1 (reached by previous) has no previous link" \
+    '[.link[] | select(.relation == "previous")] | length == 0'
+req GET "/Patient?_count=2&_page_after=1&_sort=birthdate"
+expect_status 400 "a cursor with _sort is refused"
+req GET "/Patient?_page_after=abc"
+expect_status 400 "a malformed cursor is refused"
 
 # --- Observations ---------------------------------------------------------
 PA=$(sed -n 1p "$T/patients.ndjson" | jq -r .id)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Search features over HTTP against a real server: _sort, _include and
 # _revinclude, _summary=count and _elements, chained parameters, type and
-# system history, Patient/$everything, Prefer: handling=lenient, and
+# system history, Patient/$everything, Prefer: handling (lenient by default, strict on request), and
 # injection attempts that must leave the store intact.
 . "$(dirname "$0")/http_lib.sh"
 
@@ -27,8 +27,13 @@ expect_jq "_sort=birthdate is oldest first" \
     '[.entry[].resource.birthDate] | . == sort'
 req GET "/Patient?_sort=link"
 expect_status 400 "_sort on a reference parameter is refused"
+req GET "/Patient?_sort=nosuch" -H "Prefer: handling=strict"
+expect_status 400 "_sort on an unknown parameter is refused (strict)"
 req GET "/Patient?_sort=nosuch"
-expect_status 400 "_sort on an unknown parameter is refused"
+expect_jq "_sort on an unknown parameter is ignored with a warning (lenient)" \
+    '[.entry[] | select(.search.mode == "outcome") |
+      .resource.issue[0].diagnostics | contains("_sort=nosuch")] == [true]'
+
 
 # -- _include / _revinclude ----------------------------------------------
 req GET "/Observation?_count=3&_include=Observation:subject"
@@ -106,8 +111,15 @@ req GET "/Patient/nosuchpatient/\$everything"
 expect_status 404 "\$everything of a missing patient"
 
 # -- Prefer: handling ----------------------------------------------------
-req GET "/Patient?nosuch=1"
-expect_status 400 "unknown parameter refused by default"
+req GET "/Patient?nosuch=1&gender=female"
+expect_status 200 "unknown parameter ignored by default (lenient)"
+expect_jq "default: an outcome entry warns of the ignored parameter" \
+    '[.entry[] | select(.search.mode == "outcome")] | length == 1 and
+     (.[0].resource.issue[0].severity == "warning") and
+     (.[0].resource.issue[0].diagnostics | contains("nosuch"))'
+expect_jq "default: the known parameter still filters" \
+    '[.entry[] | select(.search.mode == "match") | .resource.gender] |
+     all(. == "female")' 
 req GET "/Patient?nosuch=1" -H "Prefer: handling=strict"
 expect_status 400 "handling=strict refuses unknown parameters"
 req GET "/Patient?nosuch=1&gender=female" -H "Prefer: handling=lenient"
@@ -117,9 +129,11 @@ expect_jq "lenient: an outcome entry names the ignored parameter" \
       (.resource.issue[0].diagnostics | contains("nosuch")))'
 
 # -- injection -----------------------------------------------------------
-req GET "/Patient?_sort=name;DROP%20TABLE%20resource"
+req GET "/Patient?_sort=name;DROP%20TABLE%20resource" -H "Prefer: handling=strict"
 expect_status 400 "_sort with SQL is refused"
-req GET "/Patient?_sort=name%27--"
+req GET "/Patient?_sort=name;DROP%20TABLE%20resource"
+expect_status 200 "_sort with SQL is only ignored when lenient"
+req GET "/Patient?_sort=name%27--" -H "Prefer: handling=strict"
 expect_status 400 "_sort with a quote is refused"
 req GET "/Patient?name=%27%20OR%201=1--&_summary=count"
 expect_jq "a quote in a value matches nothing" '.total == 0'
