@@ -129,7 +129,7 @@ struct mr_search_info {
     uint32_t offset;    /* first match of the page */
     int summary_count;  /* _summary=count: no resources were returned */
     char ignored[1024]; /* lenient: ignored parameters, ", "-separated */
-    int keyset;          /* paged in creation order: links use page */
+    int keyset;         /* paged in creation order: links use page */
     struct mr_q_page page;
 };
 
@@ -146,13 +146,16 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
                                  void *ctx, struct mr_search_info *info,
                                  struct mr_diag *d) MR_WUR;
 
-/* Type history (type set) or system history (type NULL): versions newest
- * first; query may hold _since (an instant) and _count (1..1000, default
- * 50). *total (may be NULL) receives the number of versions since then. */
+/* Instance (type and id), type (id NULL) or system history (both NULL):
+ * versions newest first, a page at a time; query may hold _since (an
+ * instant), _count (1..1000, default 50) and _page_after (a cursor from
+ * *next). *total (may be NULL) receives the number of versions since
+ * then; *next (may be NULL) the cursor of the next page, 0 if none. */
 enum mr_err mr_records_history_all(struct mr_records *r,
                                    const struct mr_actor *a, const char *type,
-                                   const char *query, mr_store_cb cb, void *ctx,
-                                   int64_t *total, struct mr_diag *d) MR_WUR;
+                                   const char *id, const char *query,
+                                   mr_store_cb cb, void *ctx, int64_t *total,
+                                   int64_t *next, struct mr_diag *d) MR_WUR;
 
 /* Patient/{id}/$everything: the Patient, then every current resource in
  * its compartment (in creation order), audited as one read. MR_ETOOBIG

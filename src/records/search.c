@@ -221,17 +221,23 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
 
 enum mr_err mr_records_history_all(struct mr_records *r,
                                    const struct mr_actor *a, const char *type,
-                                   const char *query, mr_store_cb cb, void *ctx,
-                                   int64_t *total, struct mr_diag *d)
+                                   const char *id, const char *query,
+                                   mr_store_cb cb, void *ctx, int64_t *total,
+                                   int64_t *next, struct mr_diag *d)
 {
-    int64_t since = INT64_MIN;
+    int64_t since = INT64_MIN, after = 0;
     long count = MR_QUERY_DEFAULT_COUNT;
     const char *p = query ? query : "";
     enum mr_err err;
+    struct mr_history_q hq;
+    char pref[128];
 
     if ((err = mr__check_actor(a, d)) ||
         (type && (err = mr__check_type(type, d))))
         return err;
+    if (id && (!type || !mr_id_valid(id)))
+        return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
+                           type ? type : "Resource", id);
     if (strlen(p) > 4096)
         return mr_diag_set(d, MR_ETOOBIG, "history query too long");
     while (*p) {
@@ -264,10 +270,18 @@ enum mr_err mr_records_history_all(struct mr_records *r,
                 return mr_diag_set(d, MR_EINVALID,
                                    "_count: must be an integer 1..%d",
                                    MR_QUERY_MAX_COUNT);
+        } else if (!strcmp(name, "_page_after")) {
+            char *end;
+            errno = 0;
+            after = strtoll(value, &end, 10);
+            if (errno || *end || end == value || after < 1)
+                return mr_diag_set(d, MR_EINVALID,
+                                   "_page_after: must be a cursor from a "
+                                   "paging link");
         } else if (strcmp(name, "_format") && strcmp(name, "_pretty")) {
             return mr_diag_set(d, MR_EINVALID,
                                "history: \"%s\" is not supported (only "
-                               "_since and _count)",
+                               "_since, _count and _page_after)",
                                name);
         }
         p += n + (amp ? 1 : 0);
@@ -275,9 +289,20 @@ enum mr_err mr_records_history_all(struct mr_records *r,
     err = mr__tx_begin_read(r, d);
     if (err)
         return err;
-    err = mr_store_history_all(r->st, type, since, (uint32_t)count, cb, ctx,
-                               total, d);
-    return mr__finish_read(r, a, "history", err, type, NULL, NULL, query, d);
+    hq.type = type;
+    hq.id = id;
+    hq.since = since;
+    hq.after = after;
+    hq.limit = (uint32_t)count;
+    hq.next = 0;
+    err = mr_store_history_all(r->st, &hq, cb, ctx, total, d);
+    if (next)
+        *next = err ? 0 : hq.next;
+    pref[0] = '\0';
+    if (id)
+        mr__patient_of(type, id, NULL, pref, sizeof(pref));
+    return mr__finish_read(r, a, "history", err, type, id,
+                           pref[0] ? pref : NULL, query, d);
 }
 
 /* ---- Patient $everything ----------------------------------------------- */

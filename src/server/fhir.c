@@ -227,28 +227,6 @@ int mr__fhir_hist_entry(void *ctx, const struct mr_version *m, const char *json,
     return err ? (int)err : 0;
 }
 
-static void history(const struct mr_http_req *req, struct mr_http_resp *resp,
-                    const char *type, const char *id)
-{
-    struct mr_buf entries = MR_BUF_INIT(256u << 20);
-    struct mr__fhir_hist h = {&entries, req->base, 0};
-    struct mr_diag d;
-
-    mr_diag_clear(&d);
-    if (mr_records_history(req->records, &req->actor, type, id,
-                           mr__fhir_hist_entry, &h, &d)) {
-        mr__fhir_fail_diag(resp, &d);
-    } else if (mr_buf_addf(&resp->body,
-                           "{\"resourceType\":\"Bundle\",\"type\":"
-                           "\"history\",\"total\":%d,\"entry\":[%s]}",
-                           h.n, entries.ptr)) {
-        mr__fhir_fail(resp, MR_ENOMEM, NULL);
-    } else {
-        resp->status = 200;
-    }
-    mr_buf_release(&entries);
-}
-
 /* ---- instance interactions -------------------------------------------- */
 
 static void read_resource(const struct mr_http_req *req,
@@ -453,7 +431,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     }
     if (rt.nseg == 1 && !strcmp(rt.seg[0], "_history") && is_get(m)) {
         resp->route = "/fhir/_history";
-        mr__fhir_history_all(req, resp, NULL);
+        mr__fhir_history_all(req, resp, NULL, NULL);
         return;
     }
     type = rt.seg[0];
@@ -501,7 +479,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     }
     if (rt.nseg == 2 && !strcmp(rt.seg[1], "_history") && is_get(m)) {
         resp->route = "/fhir/:type/_history";
-        mr__fhir_history_all(req, resp, type);
+        mr__fhir_history_all(req, resp, type, NULL);
         return;
     }
     if (rt.nseg == 3 && !strcmp(type, "Patient") &&
@@ -530,7 +508,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     }
     if (rt.nseg == 3 && !strcmp(rt.seg[2], "_history") && is_get(m)) {
         resp->route = "/fhir/:type/:id/_history";
-        history(req, resp, type, rt.seg[1]);
+        mr__fhir_history_all(req, resp, type, rt.seg[1]);
         return;
     }
     if (rt.nseg == 4 && !strcmp(rt.seg[2], "_history") && is_get(m)) {

@@ -14,9 +14,11 @@ void mr__fhir_fail_diag(struct mr_http_resp *resp, const struct mr_diag *d);
 void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
                      const char *type, const char *query);
 
-/* GET /fhir/Type/_history (type set) and /fhir/_history (type NULL). */
+/* GET /fhir/Type/id/_history, /fhir/Type/_history (id NULL) and
+ * /fhir/_history (both NULL), a page at a time with a next link. */
 void mr__fhir_history_all(const struct mr_http_req *req,
-                          struct mr_http_resp *resp, const char *type);
+                          struct mr_http_resp *resp, const char *type,
+                          const char *id);
 
 /* GET /fhir/Patient/{id}/$everything. */
 void mr__fhir_everything(const struct mr_http_req *req,

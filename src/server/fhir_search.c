@@ -76,8 +76,8 @@ static int prefer_strict(const struct mr_http_req *req)
 
 static int paging_param(const char *p, size_t n)
 {
-    static const char *const names[] = {"_offset=", "_page_after=",
-                                        "_page_before="};
+    static const char *const names[] = {
+        "_offset=", "_page_after=", "_page_before="};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (n >= strlen(names[i]) && !strncmp(p, names[i], strlen(names[i])))
             return 1;
@@ -182,30 +182,47 @@ done:
 /* ---- type and system history ---------------------------------------- */
 
 void mr__fhir_history_all(const struct mr_http_req *req,
-                          struct mr_http_resp *resp, const char *type)
+                          struct mr_http_resp *resp, const char *type,
+                          const char *id)
 {
     struct mr_buf entries = MR_BUF_INIT(256u << 20);
+    struct mr_buf rest = MR_BUF_INIT(64u << 10);
     struct mr__fhir_hist h = {&entries, req->base, 0};
     struct mr_diag d;
-    int64_t total = 0;
+    int64_t total = 0, next = 0;
+    char path[200];
+    enum mr_err err;
 
     mr_diag_clear(&d);
-    if (mr_records_history_all(req->records, &req->actor, type, req->query,
-                               mr__fhir_hist_entry, &h, &total, &d)) {
+    snprintf(path, sizeof(path), "%s%s%s%s/_history", type ? "/" : "",
+             type ? type : "", id ? "/" : "", id ? id : "");
+    if (mr_records_history_all(req->records, &req->actor, type, id, req->query,
+                               mr__fhir_hist_entry, &h, &total, &next, &d)) {
         mr__fhir_fail_diag(resp, &d);
-    } else if (mr_buf_addf(&resp->body,
-                           "{\"resourceType\":\"Bundle\",\"type\":"
-                           "\"history\",\"total\":%lld,\"link\":[{"
-                           "\"relation\":\"self\",\"url\":\"%s%s%s/_history"
-                           "%s%s\"}],\"entry\":[%s]}",
-                           (long long)total, req->base, type ? "/" : "",
-                           type ? type : "", req->query[0] ? "?" : "",
-                           req->query, entries.ptr)) {
-        mr__fhir_fail(resp, MR_ENOMEM, NULL);
-    } else {
-        resp->status = 200;
+        goto done;
     }
+    strip_offset(req->query, &rest);
+    err = mr_buf_addf(&resp->body,
+                      "{\"resourceType\":\"Bundle\",\"type\":\"history\","
+                      "\"total\":%lld,\"link\":[{\"relation\":\"self\","
+                      "\"url\":\"%s%s%s%s\"}",
+                      (long long)total, req->base, path,
+                      req->query[0] ? "?" : "", req->query);
+    if (!err && next)
+        err = mr_buf_addf(&resp->body,
+                          ",{\"relation\":\"next\",\"url\":\"%s%s?%s%s"
+                          "_page_after=%lld\"}",
+                          req->base, path, rest.ptr, rest.len ? "&" : "",
+                          (long long)next);
+    if (!err)
+        err = mr_buf_addf(&resp->body, "],\"entry\":[%s]}", entries.ptr);
+    if (err)
+        mr__fhir_fail(resp, MR_ENOMEM, NULL);
+    else
+        resp->status = 200;
+done:
     mr_buf_release(&entries);
+    mr_buf_release(&rest);
 }
 
 /* ---- Patient $everything -------------------------------------------- */

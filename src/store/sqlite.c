@@ -1689,8 +1689,8 @@ static enum mr_err sq_search_ex(struct mr_store *base,
         qr->page->last = last_rid;
         qr->page->more_after = keyset && (qr->page_before ? 1 : more);
         qr->page->more_before =
-            keyset && (qr->page_before ? more
-                                       : qr->page_after != 0 || qr->offset);
+            keyset &&
+            (qr->page_before ? more : qr->page_after != 0 || qr->offset);
     }
     if (total) {
         if (!keyset && rows < (int64_t)limit && (rows > 0 || qr->offset == 0))
@@ -1723,49 +1723,93 @@ static enum mr_err sq_search(struct mr_store *base, const struct mr_query *qr,
     return sq_search_ex(base, qr, cb, NULL, ctx, total, d);
 }
 
-/* Versions of every resource (or of one type), newest first. */
-static enum mr_err sq_history_all(struct mr_store *base, const char *type,
-                                  int64_t since, uint32_t limit, mr_store_cb cb,
+/* A page of history, newest first. The SQL is one of four fixed texts
+ * (instance or type/system, with or without a cursor); values are bound.
+ * One row more than the page tells whether there is a next page. */
+static enum mr_err sq_history_all(struct mr_store *base,
+                                  struct mr_history_q *hq, mr_store_cb cb,
                                   void *ctx, int64_t *total, struct mr_diag *d)
 {
     struct sq_store *s = (struct sq_store *)base;
     sqlite3_stmt *st = NULL;
     enum mr_err err = MR_OK;
-    int rc;
-    const char *count_sql =
-        "SELECT count(*) FROM version v JOIN resource r ON r.rid = v.rid"
-        " WHERE (?1 IS NULL OR r.type = ?1) AND v.ts >= ?2";
-    const char *rows_sql =
-        "SELECT r.type, r.id, v.version, v.ts, v.deleted, v.author, v.reason,"
-        " v.json FROM version v JOIN resource r ON r.rid = v.rid"
-        " WHERE (?1 IS NULL OR r.type = ?1) AND v.ts >= ?2"
-        " ORDER BY v.ts DESC, v.vid DESC LIMIT ?3";
+    int rc, r, inst = hq->type && hq->id;
+    uint32_t n = 0;
+    struct mr_version m;
+    char sql[512];
+    const char *where = inst ? " WHERE r.type = ?1 AND r.id = ?2 AND v.ts >= ?3"
+                             : " WHERE (?1 IS NULL OR r.type = ?1)"
+                               " AND ?2 IS NULL AND v.ts >= ?3";
 
+    hq->next = 0;
     if ((err = flush_index(s, d)))
         return err;
-    if (total) {
-        rc = sqlite3_prepare_v2(s->db, count_sql, -1, &st, NULL);
+    if (total || inst) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*), (SELECT count(*) FROM resource r"
+                 " WHERE r.type = ?1 AND r.id = ?2) FROM version v"
+                 " JOIN resource r ON r.rid = v.rid%s",
+                 where);
+        rc = prep_cached(s, sql, &st);
         if (rc != SQLITE_OK)
             return map_rc(s, rc, d, "prepare history");
-        bind_text_or_null(st, 1, type);
-        sqlite3_bind_int64(st, 2, since);
+        bind_text_or_null(st, 1, hq->type);
+        bind_text_or_null(st, 2, hq->id);
+        sqlite3_bind_int64(st, 3, hq->since);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
-            sqlite3_finalize(st);
-            return map_rc(s, rc, d, "history count");
+            err = map_rc(s, rc, d, "history count");
+            uncache(s, st);
+            return err;
         }
-        *total = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        if (total)
+            *total = sqlite3_column_int64(st, 0);
+        if (inst && sqlite3_column_int64(st, 1) == 0)
+            err = mr_diag_set(d, MR_ENOTFOUND, "%s/%s not found", hq->type,
+                              hq->id);
+        uncache(s, st);
         st = NULL;
+        if (err)
+            return err;
     }
-    rc = sqlite3_prepare_v2(s->db, rows_sql, -1, &st, NULL);
+    snprintf(sql, sizeof(sql),
+             "SELECT r.type, r.id, v.version, v.ts, v.deleted, v.author,"
+             " v.reason, v.json, v.vid FROM version v"
+             " JOIN resource r ON r.rid = v.rid%s%s"
+             " ORDER BY v.vid DESC LIMIT ?5",
+             where, hq->after ? " AND v.vid < ?4" : "");
+    rc = prep_cached(s, sql, &st);
     if (rc != SQLITE_OK)
         return map_rc(s, rc, d, "prepare history");
-    bind_text_or_null(st, 1, type);
-    sqlite3_bind_int64(st, 2, since);
-    sqlite3_bind_int64(st, 3, limit);
-    err = run_rows(s, st, cb, ctx, d);
-    sqlite3_finalize(st);
+    bind_text_or_null(st, 1, hq->type);
+    bind_text_or_null(st, 2, hq->id);
+    sqlite3_bind_int64(st, 3, hq->since);
+    if (hq->after)
+        sqlite3_bind_int64(st, 4, hq->after);
+    sqlite3_bind_int64(st, 5, (int64_t)hq->limit + 1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == hq->limit) {
+            hq->next = sqlite3_column_int64(st, 8) + 1;
+            break;
+        }
+        n++;
+        copy_col(m.type, sizeof(m.type), st, 0);
+        copy_col(m.id, sizeof(m.id), st, 1);
+        m.version = sqlite3_column_int64(st, 2);
+        m.ts = sqlite3_column_int64(st, 3);
+        m.deleted = sqlite3_column_int(st, 4);
+        copy_col(m.author, sizeof(m.author), st, 5);
+        copy_col(m.reason, sizeof(m.reason), st, 6);
+        r = cb(ctx, &m, (const char *)sqlite3_column_blob(st, 7),
+               (size_t)sqlite3_column_bytes(st, 7));
+        if (r) {
+            uncache(s, st);
+            return cb_result(r);
+        }
+    }
+    if (rc != SQLITE_DONE && !(rc == SQLITE_ROW && hq->next))
+        err = map_rc(s, rc, d, "history");
+    uncache(s, st);
     return err;
 }
 

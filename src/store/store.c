@@ -123,11 +123,11 @@ enum mr_err mr_store_search_ex(struct mr_store *st, const struct mr_query *q,
     return st->ops->search_ex(st, q, cb, inc, ctx, total, d);
 }
 
-enum mr_err mr_store_history_all(struct mr_store *st, const char *type,
-                                 int64_t since, uint32_t limit, mr_store_cb cb,
-                                 void *ctx, int64_t *total, struct mr_diag *d)
+enum mr_err mr_store_history_all(struct mr_store *st, struct mr_history_q *hq,
+                                 mr_store_cb cb, void *ctx, int64_t *total,
+                                 struct mr_diag *d)
 {
-    return st->ops->history_all(st, type, since, limit, cb, ctx, total, d);
+    return st->ops->history_all(st, hq, cb, ctx, total, d);
 }
 
 enum mr_err mr_store_compartment(struct mr_store *st, const char *ref,

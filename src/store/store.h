@@ -192,12 +192,20 @@ enum mr_err mr_store_search_ex(struct mr_store *st, const struct mr_query *q,
                                mr_store_cb cb, mr_store_cb inc, void *ctx,
                                int64_t *total, struct mr_diag *d) MR_WUR;
 
-/* Versions of every resource of `type` (all types when NULL) written at
- * or after `since` (UTC ms; INT64_MIN for all), newest first, at most
- * `limit` of them; *total (may be NULL) receives how many there are. */
-enum mr_err mr_store_history_all(struct mr_store *st, const char *type,
-                                 int64_t since, uint32_t limit, mr_store_cb cb,
-                                 void *ctx, int64_t *total,
+/* One page of history, newest first (in the order they were written). */
+struct mr_history_q {
+    const char *type; /* NULL: every type */
+    const char *id;   /* with type: one resource (MR_ENOTFOUND if none) */
+    int64_t since;    /* UTC ms; INT64_MIN for all */
+    int64_t after;    /* cursor from `next`: versions older than it; 0 none */
+    uint32_t limit;
+    int64_t next; /* out: the cursor of the next page, 0 if this is the last */
+};
+
+/* Versions matching hq, at most hq->limit of them; *total (may be NULL)
+ * receives how many match in all (cursor aside). */
+enum mr_err mr_store_history_all(struct mr_store *st, struct mr_history_q *hq,
+                                 mr_store_cb cb, void *ctx, int64_t *total,
                                  struct mr_diag *d) MR_WUR;
 
 /* Every current resource in the compartment of `ref` ("Patient/x": the

@@ -49,9 +49,9 @@ struct mr_store_ops {
     enum mr_err (*search_ex)(struct mr_store *st, const struct mr_query *q,
                              mr_store_cb cb, mr_store_cb inc, void *ctx,
                              int64_t *total, struct mr_diag *d);
-    enum mr_err (*history_all)(struct mr_store *st, const char *type,
-                               int64_t since, uint32_t limit, mr_store_cb cb,
-                               void *ctx, int64_t *total, struct mr_diag *d);
+    enum mr_err (*history_all)(struct mr_store *st, struct mr_history_q *hq,
+                               mr_store_cb cb, void *ctx, int64_t *total,
+                               struct mr_diag *d);
     enum mr_err (*compartment)(struct mr_store *st, const char *ref,
                                uint32_t limit, mr_store_cb cb, void *ctx,
                                struct mr_diag *d);

@@ -146,6 +146,24 @@ expect_jq "history: live versions carry their resource" \
       .resource.meta.versionId == (.response.etag | ltrimstr("W/\"") |
                                    rtrimstr("\""))] | all'
 
+# Instance history a page at a time: _count and the next link.
+req GET "/Patient/$PID1/_history?_count=3"
+expect_jq "instance history _count=3: 3 newest entries, total 4, a next link" \
+    '.total == 4 and ([.entry[].response.etag] ==
+     ["W/\"4\"","W/\"3\"","W/\"2\""]) and
+     ([.link[] | select(.relation == "next")] | length == 1)'
+req GET "$(jqb '.link[] | select(.relation == "next") | .url')"
+expect_jq "instance history next page: version 1 and no further link" \
+    '([.entry[].response.etag] == ["W/\"1\""]) and
+     ([.link[] | select(.relation == "next")] | length == 0)'
+req GET "/Patient/$PID1/_history?_since=3000-01-01T00:00:00Z"
+expect_jq "instance history _since in the future: empty, total 0" \
+    '.total == 0 and (.entry | length == 0)'
+expect_error 404 "history of a resource that never existed" \
+    GET /Patient/nosuchid123/_history
+expect_error 400 "history with a malformed cursor" \
+    GET "/Patient/$PID1/_history?_page_after=x"
+
 # --- conditional create ---------------------------------------------------
 SSN2=$(jq -r '.identifier[0].value' "$T/p/001.json")
 COND="identifier=urn:example:synthetic-ssn|$SSN2"

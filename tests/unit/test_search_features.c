@@ -355,46 +355,97 @@ static void test_history(void **state)
     put(f->r, "Patient", "p2",
         PAT("Jones", "Robert", ",\"birthDate\":\"1990-05-05\"", "male"));
     memset(&g, 0, sizeof(g));
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Patient", "_count=3",
-                                            got_hist, &g, &total, &d),
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Patient", NULL,
+                                            "_count=3", got_hist, &g, &total,
+                                            NULL, &d),
                      MR_OK);
     assert_int_equal(total, 5);
     assert_string_equal(g.s, "Patient/p2/2 Patient/p4/1 Patient/p3/1");
 
     memset(&g, 0, sizeof(g));
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, "_count=2",
-                                            got_hist, &g, &total, &d),
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL,
+                                            "_count=2", got_hist, &g, &total,
+                                            NULL, &d),
                      MR_OK);
     assert_int_equal(total, 10);
     assert_string_equal(g.s, "Patient/p2/2 Organization/g1/1");
 
     memset(&g, 0, sizeof(g));
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL,
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL,
                                             "_since=2999-01-01T00%3A00%3A00Z",
-                                            got_hist, &g, &total, &d),
+                                            got_hist, &g, &total, NULL, &d),
                      MR_OK);
     assert_int_equal(total, 0);
     assert_string_equal(g.s, "");
     assert_int_equal(
-        mr_records_history_all(f->r, &ACTOR, NULL,
+        mr_records_history_all(f->r, &ACTOR, NULL, NULL,
                                "_since=2000-01-01T00:00:00%2B01:00", got_hist,
-                               &g, &total, &d),
+                               &g, &total, NULL, &d),
         MR_OK);
     assert_int_equal(total, 10);
 
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL,
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL,
                                             "_since=2020-01-01", got_hist, &g,
-                                            &total, &d),
+                                            &total, NULL, &d),
                      MR_EINVALID);
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, "_count=0",
-                                            got_hist, &g, &total, &d),
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL,
+                                            "_count=0", got_hist, &g, &total,
+                                            NULL, &d),
                      MR_EINVALID);
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, "name=x",
-                                            got_hist, &g, &total, &d),
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL, "name=x",
+                                            got_hist, &g, &total, NULL, &d),
                      MR_EINVALID);
-    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Nope", "", got_hist,
-                                            &g, &total, &d),
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Nope", NULL, "",
+                                            got_hist, &g, &total, NULL, &d),
                      MR_EINVALID);
+    /* Paging by cursor: pages of 3 through the system history give every
+     * version once, newest first, and a write in between does not shift
+     * the pages already cut. */
+    {
+        char all[4096] = "", q[64] = "_count=3";
+        int64_t next = 0;
+        int pages = 0;
+        memset(&g, 0, sizeof(g));
+        assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL,
+                                                "_count=100", got_hist, &g,
+                                                &total, &next, &d),
+                         MR_OK);
+        assert_int_equal(next, 0);
+        snprintf(all, sizeof(all), "%s", g.s);
+        char walked[4096] = "";
+        do {
+            memset(&g, 0, sizeof(g));
+            assert_int_equal(mr_records_history_all(f->r, &ACTOR, NULL, NULL, q,
+                                                    got_hist, &g, &total, &next,
+                                                    &d),
+                             MR_OK);
+            assert_int_equal(total, pages == 0 ? 10 : 11);
+            assert_true(strlen(walked) + strlen(g.s) + 2 < sizeof(walked));
+            if (walked[0])
+                strcat(walked, " ");
+            strcat(walked, g.s);
+            if (pages == 0) /* a new version after the first page */
+                put(f->r, "Patient", "p3",
+                    PAT("Later", "Ann", ",\"birthDate\":\"1991-05-05\"",
+                        "female"));
+            snprintf(q, sizeof(q), "_count=3&_page_after=%lld",
+                     (long long)next);
+            pages++;
+        } while (next && pages < 10);
+        assert_int_equal(pages, 4);
+        assert_string_equal(walked, all);
+    }
+    /* Instance history: its own versions, a missing resource is 404. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Patient", "p3",
+                                            "_count=1", got_hist, &g, &total,
+                                            NULL, &d),
+                     MR_OK);
+    assert_int_equal(total, 2);
+    assert_string_equal(g.s, "Patient/p3/2");
+    assert_int_equal(mr_records_history_all(f->r, &ACTOR, "Patient", "nosuch",
+                                            "", got_hist, &g, &total, NULL, &d),
+                     MR_ENOTFOUND);
 }
 
 /* ---- $everything ------------------------------------------------------ */
