@@ -961,8 +961,7 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
         long cur = modstr ? -1 : parse_uint(value, LONG_MAX);
         if (cur < 1)
             return mr_diag_set(d, MR_EINVALID,
-                               "%s: must be a cursor from a paging link",
-                               base);
+                               "%s: must be a cursor from a paging link", base);
         if (base[6] == 'a')
             q->page_after = cur;
         else

@@ -26,9 +26,9 @@ static int lower_ascii(int c)
 /* Trailing characters people append to a word to pass a rule. */
 static int strippable(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || c == ' ' ||
-           (c >= '!' && c <= '/') || (c >= ':' && c <= '@') ||
-           (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
+    return (c >= '0' && c <= '9') || c == ' ' || (c >= '!' && c <= '/') ||
+           (c >= ':' && c <= '@') || (c >= '[' && c <= '`') ||
+           (c >= '{' && c <= '~');
 }
 
 static int cmp_entry(const void *key, const void *elem)
@@ -152,8 +152,7 @@ enum mr_err mr_password_hash(const char *pw, size_t len,
         return mr_diag_set(d, MR_EINVALID,
                            "password: must not contain NUL characters");
     if (len > MR_PASSWORD_MAX_BYTES)
-        return mr_diag_set(d, MR_ETOOBIG,
-                           "password: longer than %d bytes",
+        return mr_diag_set(d, MR_ETOOBIG, "password: longer than %d bytes",
                            MR_PASSWORD_MAX_BYTES);
     if (sodium_init() < 0)
         return mr_diag_set(d, MR_EINTERNAL,
@@ -192,6 +191,6 @@ int mr_password_needs_rehash(const char *hash)
     if (sodium_init() < 0)
         return 1;
     /* 0: current; 1: other parameters; -1: malformed. */
-    return crypto_pwhash_argon2id_str_needs_rehash(
-               hash, MR_PASSWORD_OPSLIMIT, MR_PASSWORD_MEMLIMIT) != 0;
+    return crypto_pwhash_argon2id_str_needs_rehash(hash, MR_PASSWORD_OPSLIMIT,
+                                                   MR_PASSWORD_MEMLIMIT) != 0;
 }

@@ -12,11 +12,11 @@
 
 #include <stddef.h>
 
-#define MR_TOKEN_BYTES 32      /* random bytes in a token (256 bits) */
-#define MR_TOKEN_B64_LEN 43    /* base64url characters of 32 bytes */
-#define MR_TOKEN_PREFIX_MAX 8  /* characters, [a-z0-9_] */
+#define MR_TOKEN_BYTES 32     /* random bytes in a token (256 bits) */
+#define MR_TOKEN_B64_LEN 43   /* base64url characters of 32 bytes */
+#define MR_TOKEN_PREFIX_MAX 8 /* characters, [a-z0-9_] */
 #define MR_TOKEN_MAX (MR_TOKEN_PREFIX_MAX + MR_TOKEN_B64_LEN + 1) /* + NUL */
-#define MR_TOKEN_HASH_HEX 65   /* 64 hex digits + NUL */
+#define MR_TOKEN_HASH_HEX 65 /* 64 hex digits + NUL */
 
 #define MR_TOKEN_PREFIX_SESSION "mrs_"
 #define MR_TOKEN_PREFIX_API "mrt_"

@@ -2,7 +2,6 @@
 
 #include <gnutls/crypto.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <string.h>
 
 static const char b32_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -79,8 +78,7 @@ enum mr_err mr_totp_base32_decode(const char *s, size_t len, uint8_t *out,
     case 3:
     case 6:
         return mr_diag_set(d, MR_EINVALID,
-                           "base32: %zu characters is not a valid length",
-                           len);
+                           "base32: a length of %zu is not valid", len);
     }
     n = len / 8 * 5 + (len % 8) * 5 / 8;
     for (i = 0; i < len; i++)
@@ -88,8 +86,8 @@ enum mr_err mr_totp_base32_decode(const char *s, size_t len, uint8_t *out,
             return mr_diag_set(d, MR_EINVALID,
                                "base32: invalid character at offset %zu", i);
     if (n > outsize)
-        return mr_diag_set(d, MR_ETOOBIG,
-                           "base32: %zu bytes do not fit in %zu", n, outsize);
+        return mr_diag_set(d, MR_ETOOBIG, "base32: %zu bytes do not fit in %zu",
+                           n, outsize);
     /* Trailing bits past the last byte must be zero (RFC 4648 3.5), so
      * each value has one encoding. Checked before writing to out. */
     if (len % 8) {
@@ -118,8 +116,8 @@ static int unreserved(unsigned char c)
            c == '~';
 }
 
-enum mr_err mr_totp_uri(const char *username, const uint8_t *key,
-                        size_t keylen, struct mr_buf *out)
+enum mr_err mr_totp_uri(const char *username, const uint8_t *key, size_t keylen,
+                        struct mr_buf *out)
 {
     static const char head[] = "otpauth://totp/medrec:";
     static const char mid[] = "?secret=";
@@ -185,8 +183,8 @@ int mr_totp_code(const uint8_t *key, size_t keylen, int64_t step)
         msg[i] = (uint8_t)(counter & 0xFF);
         counter >>= 8;
     }
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA1, key, keylen, msg, sizeof(msg),
-                         mac) < 0)
+    if (gnutls_hmac_fast(GNUTLS_MAC_SHA1, key, keylen, msg, sizeof(msg), mac) <
+        0)
         return -1;
     /* RFC 4226 5.3 dynamic truncation. */
     off = mac[19] & 0x0F;
@@ -194,6 +192,18 @@ int mr_totp_code(const uint8_t *key, size_t keylen, int64_t step)
           ((uint32_t)mac[off + 2] << 8) | mac[off + 3];
     sodium_memzero(mac, sizeof(mac));
     return (int)(bin % 1000000u);
+}
+
+/* c (0..999999) as exactly 6 ASCII digits, zero-padded, and a NUL. */
+static void digits(int c, char out[MR_TOTP_DIGITS + 1])
+{
+    int i;
+
+    for (i = MR_TOTP_DIGITS - 1; i >= 0; i--) {
+        out[i] = (char)('0' + c % 10);
+        c /= 10;
+    }
+    out[MR_TOTP_DIGITS] = '\0';
 }
 
 int64_t mr_totp_verify(const uint8_t *key, size_t keylen, const char *code,
@@ -218,7 +228,7 @@ int64_t mr_totp_verify(const uint8_t *key, size_t keylen, const char *code,
         int same;
         if (c < 0)
             continue;
-        snprintf(want, sizeof(want), "%06d", c);
+        digits(c, want);
         same = sodium_memcmp(want, code, MR_TOTP_DIGITS) == 0;
         if (same && step > last_used_step)
             matched = step;

@@ -54,8 +54,8 @@ enum mr_err mr_totp_base32_decode(const char *s, size_t len, uint8_t *out,
  * MR_TOTP_KEY_MIN..MAX; MR_ETOOBIG/MR_ENOMEM from out, which is untouched
  * on failure. The URI holds the secret: treat it like one.
  */
-enum mr_err mr_totp_uri(const char *username, const uint8_t *key,
-                        size_t keylen, struct mr_buf *out) MR_WUR;
+enum mr_err mr_totp_uri(const char *username, const uint8_t *key, size_t keylen,
+                        struct mr_buf *out) MR_WUR;
 
 /*
  * The code (0..999999) for time step `step` (unix time / 30), or -1 for a
