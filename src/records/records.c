@@ -1449,6 +1449,10 @@ struct plan {
     const char *full_url;
     const char *if_none_exist;
     const char *if_match;
+    const char *cond;   /* conditional PUT/DELETE: the query after '?' */
+    const char *query;  /* GET search: the query after '?' (may be "") */
+    int64_t vread;      /* GET Type/id/_history/N */
+    struct mr_buf body; /* GET: the resource or searchset Bundle */
     struct mr_span res;
     json_t *resource; /* entry.resource in the parsed Bundle */
     /* results */
@@ -1616,11 +1620,56 @@ static int method_rank(const char *m)
     return 3;
 }
 
+/* GET entries: "Type/id", "Type/id/_history/N", "Type" or "Type?query". */
+static enum mr_err plan_get(struct plan *p, size_t i, const char *url,
+                            struct mr_diag *d)
+{
+    const char *q = strchr(url, '?');
+    size_t tl = q ? (size_t)(q - url) : strcspn(url, "/");
+    const char *rest = url + tl;
+    char *end;
+
+    if (!tl || tl >= sizeof(p->type))
+        goto bad;
+    snprintf(p->type, sizeof(p->type), "%.*s", (int)tl, url);
+    if (!mr_fhir_is_resource_type(p->type))
+        return mr_diag_set(d, MR_EINVALID,
+                           "Bundle.entry[%zu].request.url: \"%s\" is not a "
+                           "resource type",
+                           i, p->type);
+    mr_buf_init(&p->body, MR_MAX_BUNDLE_BYTES);
+    if (q || !*rest) {
+        p->query = q ? q + 1 : "";
+        return MR_OK;
+    }
+    rest++; /* the id */
+    tl = strcspn(rest, "/");
+    if (tl >= sizeof(p->id))
+        goto bad;
+    snprintf(p->id, sizeof(p->id), "%.*s", (int)tl, rest);
+    if (!mr_id_valid(p->id))
+        goto bad;
+    rest += tl;
+    if (!*rest)
+        return MR_OK;
+    if (strncmp(rest, "/_history/", 10))
+        goto bad;
+    p->vread = strtoll(rest + 10, &end, 10);
+    if (*end || p->vread < 1 || end == rest + 10)
+        goto bad;
+    return MR_OK;
+bad:
+    return mr_diag_set(d, MR_EINVALID,
+                       "Bundle.entry[%zu].request.url: a GET takes Type/id, "
+                       "Type/id/_history/N or Type?search, got \"%s\"",
+                       i, url);
+}
+
 static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
                               struct mr_diag *d)
 {
     const json_t *rq = json_object_get(e, "request");
-    const char *url, *slash;
+    const char *url;
 
     p->resource = json_object_get(e, "resource");
     p->method = json_string_value(json_object_get(rq, "method"));
@@ -1634,24 +1683,39 @@ static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
                            "Bundle.entry[%zu].request: method and url are "
                            "required",
                            i);
-    if (!strcmp(p->method, "GET"))
-        return mr_diag_set(d, MR_EUNSUPPORTED,
-                           "Bundle.entry[%zu].request: GET entries are not "
-                           "supported yet",
-                           i);
+    const char *slash;
     if (strcmp(p->method, "POST") && strcmp(p->method, "PUT") &&
-        strcmp(p->method, "DELETE"))
+        strcmp(p->method, "DELETE") && strcmp(p->method, "GET"))
         return mr_diag_set(d, MR_EINVALID,
                            "Bundle.entry[%zu].request.method: \"%s\" is not "
                            "supported",
                            i, p->method);
+    if (!strcmp(p->method, "GET"))
+        return plan_get(p, i, url, d);
     slash = strchr(url, '/');
-    if (strchr(url, '?'))
-        return mr_diag_set(d, MR_EUNSUPPORTED,
-                           "Bundle.entry[%zu].request.url: conditional "
-                           "update and delete are not supported yet",
-                           i);
-    if (!strcmp(p->method, "POST")) {
+    if (strchr(url, '?')) {
+        const char *q = strchr(url, '?');
+        if (!strcmp(p->method, "POST"))
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: POST takes a "
+                               "resource type; use ifNoneExist for a "
+                               "conditional create",
+                               i);
+        if ((slash && slash < q) || (size_t)(q - url) >= sizeof(p->type) ||
+            q == url || !q[1])
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: expected "
+                               "Type?search for a conditional %s, got "
+                               "\"%s\"",
+                               i, p->method, url);
+        snprintf(p->type, sizeof(p->type), "%.*s", (int)(q - url), url);
+        if (!mr_fhir_is_resource_type(p->type))
+            return mr_diag_set(d, MR_EINVALID,
+                               "Bundle.entry[%zu].request.url: \"%s\" is not "
+                               "a resource type",
+                               i, p->type);
+        p->cond = q + 1;
+    } else if (!strcmp(p->method, "POST")) {
         if (slash || strlen(url) >= sizeof(p->type) ||
             !mr_fhir_is_resource_type(url))
             return mr_diag_set(d, MR_EINVALID,
@@ -1710,6 +1774,93 @@ static void rewrite_tree(struct bundle_ctx *b, json_t *v)
     }
 }
 
+/* A conditional PUT or DELETE ("Type?query"): find its target. No match
+ * gives a PUT a new id and a DELETE nothing to do; more than one is a
+ * conflict. Unknown parameters are refused: ignoring one would widen the
+ * match. */
+static enum mr_err resolve_target(struct bundle_ctx *b, struct plan *p,
+                                  struct mr_diag *d)
+{
+    struct mr_query query;
+    struct ref_ctx c = {"", "", 0};
+    enum mr_err err;
+
+    err = mr_query_parse(&query, p->type, p->cond, strlen(p->cond), d);
+    if (!err && query.nunknown)
+        err = mr_diag_set(d, MR_EINVALID,
+                          "%s: \"%s\" is not a supported search parameter",
+                          p->type, query.unknown[0]);
+    if (!err) {
+        query.count = 2;
+        err = mr_store_search(b->r->st, &query, first_id_cb, &c, NULL, d);
+    }
+    mr_query_release(&query);
+    if (err)
+        return err;
+    if (c.n > 1)
+        return mr_diag_set(d, MR_ECONFLICT,
+                           "conditional %s %s?%s matches more than one "
+                           "resource",
+                           p->method, p->type, p->cond);
+    if (c.n == 1)
+        snprintf(p->id, sizeof(p->id), "%s", c.id);
+    else if (!strcmp(p->method, "PUT"))
+        mr_id_new(p->id);
+    else
+        p->id[0] = '\0'; /* DELETE of nothing */
+    p->cond = NULL;
+    return MR_OK;
+}
+
+struct get_ctx {
+    struct mr_buf *out;
+    int64_t n;
+};
+
+static int get_entry(void *ctx, const struct mr_version *m, const char *json,
+                     size_t len)
+{
+    struct get_ctx *g = ctx;
+
+    return (int)mr_buf_addf(g->out,
+                            "%s{\"fullUrl\":\"%s/%s\",\"resource\":%.*s,"
+                            "\"search\":{\"mode\":\"match\"}}",
+                            g->n++ ? "," : "", m->type, m->id, (int)len, json);
+}
+
+/* A GET entry: a read, vread or search, audited like any other. */
+static enum mr_err run_get(struct bundle_ctx *b, struct plan *p,
+                           struct mr_result *res, struct mr_diag *d)
+{
+    struct mr_buf entries = MR_BUF_INIT(MR_MAX_BUNDLE_BYTES);
+    struct get_ctx g = {&entries, 0};
+    int64_t total = 0;
+    enum mr_err err;
+
+    p->status = 200;
+    if (!p->query) {
+        err = mr_records_read(b->r, b->a, p->type, p->id, p->vread, res, d);
+        if (!err && (err = mr_buf_add(&p->body, res->json.ptr, res->json.len)))
+            mr_diag_set(d, err, "%s", mr_strerror(err));
+        if (!err) {
+            p->version = res->meta.version;
+            p->ts = res->meta.ts;
+        }
+        return err;
+    }
+    err = mr_records_search(b->r, b->a, p->type, p->query, get_entry, &g,
+                            &total, d);
+    if (!err)
+        err = mr_buf_addf(&p->body,
+                          "{\"resourceType\":\"Bundle\",\"type\":"
+                          "\"searchset\",\"total\":%lld,\"entry\":[%s]}",
+                          (long long)total, entries.ptr);
+    if (err && !d->msg[0])
+        mr_diag_set(d, err, "%s", mr_strerror(err));
+    mr_buf_release(&entries);
+    return err;
+}
+
 /* Run one planned entry (inside the bundle's transaction, or its own). */
 static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
                              struct mr_buf *text, struct mr_diag *d)
@@ -1729,6 +1880,16 @@ static enum mr_err run_entry(struct bundle_ctx *b, struct plan *p, size_t i,
         if (*v == '"')
             v++;
         expect = strtoll(v, NULL, 10);
+    }
+    if (!strcmp(p->method, "GET")) {
+        err = run_get(b, p, &res, d);
+        goto done;
+    }
+    if (p->cond && (err = resolve_target(b, p, d)))
+        goto done;
+    if (!strcmp(p->method, "DELETE") && !p->id[0]) {
+        p->status = 204; /* a conditional delete that matched nothing */
+        goto done;
     }
     if (!strcmp(p->method, "DELETE")) {
         err = mr_records_delete(r, b->a, p->type, p->id, expect, NULL, d);
@@ -1888,7 +2049,8 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
             snprintf(plans[i].msg, sizeof(plans[i].msg), "%s", ed.msg);
             continue;
         }
-        if (plans[i].full_url && !strncmp(plans[i].full_url, "urn:uuid:", 9)) {
+        if (plans[i].full_url && plans[i].id[0] &&
+            !strncmp(plans[i].full_url, "urn:uuid:", 9)) {
             b.map[b.nmap].from = plans[i].full_url;
             snprintf(b.map[b.nmap].to, sizeof(b.map[0].to), "%s/%s",
                      plans[i].type, plans[i].id);
@@ -1917,6 +2079,37 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
         if (err)
             goto out;
         r->in_bundle = 1;
+        /* Conditional targets are found before anything is written, so
+         * references to their fullUrls resolve like any other. */
+        for (i = 0; i < n; i++) {
+            struct plan *p = &plans[i];
+            if (!p->method || !p->cond)
+                continue;
+            mr_diag_clear(&ed);
+            b.d = &ed;
+            err = resolve_target(&b, p, &ed);
+            if (err) {
+                r->in_bundle = outer;
+                if (outer) {
+                    struct mr_diag sd;
+                    if (mr_store_savepoint(r->st, MR_SP_ROLLBACK, &sd))
+                        mr_store_rollback(r->st);
+                } else {
+                    mr_store_rollback(r->st);
+                }
+                mr_diag_set(d, err, "Bundle.entry[%zu] (%s %s): %s", i,
+                            p->method, p->url, mr_diag_msg(&ed));
+                goto out;
+            }
+            if (p->id[0] && p->full_url &&
+                !strncmp(p->full_url, "urn:uuid:", 9)) {
+                b.map[b.nmap].from = p->full_url;
+                snprintf(b.map[b.nmap].to, sizeof(b.map[0].to), "%s/%s",
+                         p->type, p->id);
+                b.nmap++;
+            }
+        }
+        qsort(b.map, b.nmap, sizeof(*b.map), urlmap_cmp);
     }
     for (k = 0; k < n; k++) {
         struct plan *p = &plans[order[k]];
@@ -1990,7 +2183,19 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
             continue;
         }
         mr_time_format(p->ts, ts);
-        if (p->status == 204)
+        if (!strcmp(p->method, "GET") && p->query)
+            err = mr_buf_addf(out,
+                              "{\"resource\":%s,\"response\":{\"status\":"
+                              "\"%s\"}}",
+                              p->body.ptr, st);
+        else if (!strcmp(p->method, "GET"))
+            err = mr_buf_addf(out,
+                              "{\"fullUrl\":\"%s/%s\",\"resource\":%s,"
+                              "\"response\":{\"status\":\"%s\",\"etag\":"
+                              "\"W/\\\"%lld\\\"\",\"lastModified\":\"%s\"}}",
+                              p->type, p->id, p->body.ptr, st,
+                              (long long)p->version, ts);
+        else if (p->status == 204)
             err = mr_buf_addf(out, "{\"response\":{\"status\":\"%s\"}}", st);
         else
             err = mr_buf_addf(out,
@@ -2012,6 +2217,8 @@ out:
     r->ref_ctx = NULL;
     mr_arena_release(&b.arena);
     mr_free(b.map);
+    for (i = 0; plans && i < n; i++)
+        mr_buf_release(&plans[i].body);
     mr_free(plans);
     mr_free(spans);
     mr_free(order);

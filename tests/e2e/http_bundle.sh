@@ -201,6 +201,108 @@ req GET "/${loc%/_history/*}"
 expect_jq "conditional reference resolved to $TXP" \
     '.subject.reference == $p' --arg p "$TXP"
 
+# --- conditional update and delete -----------------------------------------
+# raw_bundle TYPE JSON-ENTRY...: entries given whole (GET and DELETE have
+# no resource).
+raw_bundle()
+{
+    local type=$1
+    shift
+    printf '%s\n' "$@" | jq -sc --arg t "$type" \
+        '{resourceType: "Bundle", type: $t, entry: .}' |
+        sed -E 's/"@@(-?[0-9][0-9.eE+-]*)"/\1/g'
+}
+CONDP='Patient?identifier=urn:example:h5-bundle|tx-1'
+UNEW=urn:uuid:6f1d1f0e-8a57-4c39-9b1e-000000000009
+raw_bundle transaction \
+    "$(jq -nc --arg u "$CONDP" --argjson r "$(patient Bundleton Ada 1961-07-08 tx-1 |
+        jq -c '.telecom = [{system: "phone", value: "+1-555-0142"}]')" \
+        '{resource: $r, request: {method: "PUT", url: $u}}')" \
+    "$(jq -nc --arg fu "$UNEW" \
+        --argjson r "$(patient Condnew Bea 1977-01-02 cond-new-1)" \
+        '{fullUrl: $fu, resource: $r, request: {method: "PUT",
+          url: "Patient?identifier=urn:example:h5-bundle|cond-new-1"}}')" \
+    "$(jq -nc --argjson r "$(observation "$UNEW" 2023-02-02 150)" \
+        '{resource: $r, request: {method: "POST", url: "Observation"}}')" \
+    >"$T/condput.json"
+post_json "" "$T/condput.json"
+expect_status 200 "transaction with conditional updates"
+expect_jq "conditional PUT with one match updates that patient (version 2)" \
+    '.entry[0].response.status == "200 OK" and
+     (.entry[0].response.location | startswith($p + "/_history/2"))' \
+    --arg p "$TXP"
+expect_jq "conditional PUT with no match creates" \
+    '.entry[1].response.status == "201 Created"'
+NEWP=$(jqb '.entry[1].response.location' | sed 's#/_history/.*##')
+loc=$(jqb '.entry[2].response.location')
+req GET "/${loc%/_history/*}"
+expect_jq "a reference to a conditional PUT's fullUrl resolves to its id" \
+    '.subject.reference == $p' --arg p "$NEWP"
+req GET "/$TXP"
+expect_jq "conditional PUT stored the new content" \
+    '.telecom[0].value == "+1-555-0142"'
+
+snapshot "$T/before.snap"
+raw_bundle transaction \
+    '{"request":{"method":"DELETE","url":"Patient?gender=female"}}' \
+    >"$T/conddel.json"
+post_json "" "$T/conddel.json"
+expect_status 412 "conditional DELETE matching several resources"
+expect_outcome "conditional DELETE matching several resources"
+expect_same_store "conditional DELETE matching several" "$T/before.snap"
+raw_bundle transaction \
+    '{"request":{"method":"DELETE","url":"Patient?nosuchparam=1"}}' \
+    >"$T/conddel2.json"
+post_json "" "$T/conddel2.json"
+expect_status 400 "conditional DELETE with an unknown parameter is refused"
+expect_same_store "conditional DELETE with an unknown parameter" \
+    "$T/before.snap"
+raw_bundle transaction \
+    '{"request":{"method":"DELETE","url":"Patient?identifier=urn:example:h5-bundle|nobody"}}' \
+    >"$T/conddel3.json"
+post_json "" "$T/conddel3.json"
+expect_status 200 "conditional DELETE matching nothing"
+expect_same_store "conditional DELETE matching nothing" "$T/before.snap"
+
+# --- GET entries ------------------------------------------------------------
+raw_bundle batch \
+    "{\"request\":{\"method\":\"GET\",\"url\":\"$TXP\"}}" \
+    "{\"request\":{\"method\":\"GET\",\"url\":\"$TXP/_history/1\"}}" \
+    "{\"request\":{\"method\":\"GET\",\"url\":\"Observation?subject=$TXP&_count=100\"}}" \
+    '{"request":{"method":"GET","url":"Patient/nosuchpatient1"}}' \
+    '{"request":{"method":"GET","url":"Patient/a/b/c"}}' >"$T/get.json"
+post_json "" "$T/get.json"
+expect_status 200 "batch of GET entries"
+expect_jq "GET entry: a read with its etag" \
+    '.entry[0].response.status == "200 OK" and .entry[0].resource.id == $id and
+     .entry[0].response.etag == "W/\"2\""' --arg id "${TXP#Patient/}"
+expect_jq "GET entry: a vread of version 1" \
+    '.entry[1].resource.meta.versionId == "1" and
+     (.entry[1].resource.telecom == null)'
+expect_jq "GET entry: a search gives a searchset Bundle" \
+    '.entry[2].resource.resourceType == "Bundle" and
+     .entry[2].resource.type == "searchset" and
+     .entry[2].resource.total >= 3 and
+     (.entry[2].resource.entry | length) == .entry[2].resource.total and
+     ([.entry[2].resource.entry[].resource.subject.reference] | unique == [$p])' \
+    --arg p "$TXP"
+expect_jq "GET entry of a missing resource: 404 with an outcome" \
+    '(.entry[3].response.status | startswith("404")) and
+     .entry[3].response.outcome.resourceType == "OperationOutcome"'
+expect_jq "GET entry with a malformed url: 400" \
+    '.entry[4].response.status | startswith("400")'
+# In a transaction GETs run last, so they see the transaction's writes.
+raw_bundle transaction \
+    '{"request":{"method":"GET","url":"Patient?identifier=urn:example:h5-bundle|tx-get"}}' \
+    "$(jq -nc --argjson r "$(patient Getley Cy 1980-08-08 tx-get)" \
+        '{resource: $r, request: {method: "POST", url: "Patient"}}')" \
+    >"$T/txget.json"
+post_json "" "$T/txget.json"
+expect_status 200 "transaction with a POST and a GET"
+expect_jq "transaction GET runs after the POST and finds it" \
+    '.entry[0].resource.total == 1 and
+     .entry[0].resource.entry[0].resource.name[0].family == "Getley"'
+
 # --- the Synthea bundles --------------------------------------------------
 SYN=${MEDREC_SHARED_DATA:+$MEDREC_SHARED_DATA/fhir/synthea}
 if [ -z "$SYN" ] || ! ls "$SYN"/*.json >/dev/null 2>&1; then

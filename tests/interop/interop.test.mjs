@@ -225,8 +225,16 @@ test('search, with paging through next links', async () => {
   assert.equal(pages, 3);
   assert.deepEqual([...seen].sort(), [...made].sort(), 'each match once');
 
+  // Unknown parameters: ignored with a warning by default, refused under
+  // Prefer: handling=strict.
+  const lenient = await client.search({
+    resourceType: 'Patient', searchParams: { nosuchparameter: 'x' } });
+  assertValid(lenient, 'Bundle');
+  assert.ok(lenient.entry.some((e) => e.search?.mode === 'outcome' &&
+    e.resource.issue[0].severity === 'warning'), 'a warning entry');
   const bad = await expectStatus(400, () => client.search({
-    resourceType: 'Patient', searchParams: { nosuchparameter: 'x' } }));
+    resourceType: 'Patient', searchParams: { nosuchparameter: 'x' },
+    options: { headers: { Prefer: 'handling=strict' } } }));
   assertValid(bad, 'OperationOutcome');
 });
 
