@@ -22,6 +22,12 @@ static const struct command {
     {"import", cmd_import, "read FHIR NDJSON resources into the database"},
     {"check", cmd_check, "check storage integrity and the schema version"},
     {"serve", cmd_serve, "serve the FHIR R4 API over HTTP"},
+    {"user", cmd_user, "add, list, lock and unlock users; MFA"},
+    {"token", cmd_token, "API tokens for interfaces and systems"},
+    {"policy", cmd_policy, "show or replace the access policy"},
+    {"audit", cmd_audit, "search and verify the audit trail"},
+    {"disclose", cmd_disclose, "record a disclosure of a patient's record"},
+    {"disclosures", cmd_disclosures, "accounting of disclosures for a patient"},
 };
 
 static void usage(FILE *f)

@@ -79,6 +79,20 @@ static const char *const mr__sqlite_migrations[] = {
     "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;"
     "CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit BEGIN"
     "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;",
+    /* 2: security documents (users, API tokens, emergency-access grants,
+     * the access policy), versioned like records: a change appends. */
+    "CREATE TABLE secdoc("
+    "  kind TEXT NOT NULL," /* user, token, grant, policy */
+    "  name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  author TEXT NOT NULL,"
+    "  json TEXT NOT NULL,"
+    "  PRIMARY KEY(kind, name, version)) WITHOUT ROWID;"
+    "CREATE TRIGGER secdoc_append_only_u BEFORE UPDATE ON secdoc BEGIN"
+    "  SELECT RAISE(ABORT, 'security documents are never changed'); END;"
+    "CREATE TRIGGER secdoc_append_only_d BEFORE DELETE ON secdoc BEGIN"
+    "  SELECT RAISE(ABORT, 'security documents are never removed'); END;",
 };
 
 #define MR__SQLITE_NMIGRATIONS                                                 \

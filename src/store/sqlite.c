@@ -5,6 +5,7 @@
  */
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/time.h"
 #include "store/schema.h"
 #include "store/store_impl.h"
 
@@ -17,6 +18,9 @@
 
 /* "MREC": marks a SQLite file as a medrec database. */
 #define MR_APPLICATION_ID 0x4d524543
+
+_Static_assert(MR_STORE_SCHEMA_VERSION == MR__SQLITE_NMIGRATIONS,
+               "one migration per schema version");
 
 enum stmt_id {
     S_FIND,
@@ -1976,6 +1980,119 @@ static enum mr_err sq_audit(struct mr_store *base,
     return step_done(s, st, d, "audit");
 }
 
+/* ---- security documents ------------------------------------------------ */
+
+static enum mr_err sq_sec_get(struct mr_store *base, const char *kind,
+                              const char *name, struct mr_buf *json,
+                              int64_t *version, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc;
+
+    rc = prep_cached(s,
+                     "SELECT version, json FROM secdoc WHERE kind = ?1 AND"
+                     " name = ?2 ORDER BY version DESC LIMIT 1",
+                     &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare security document");
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (version)
+            *version = sqlite3_column_int64(st, 0);
+        if (json) {
+            mr_buf_reset(json);
+            err = mr_buf_add(json, (const char *)sqlite3_column_text(st, 1),
+                             (size_t)sqlite3_column_bytes(st, 1));
+            if (err)
+                mr_diag_set(d, err, "security document: %s", mr_strerror(err));
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = mr_diag_set(d, MR_ENOTFOUND, "no %s \"%s\"", kind, name);
+    } else {
+        err = map_rc(s, rc, d, "security document");
+    }
+    uncache(s, st);
+    return err;
+}
+
+static enum mr_err sq_sec_put(struct mr_store *base, const char *kind,
+                              const char *name, const char *json,
+                              int64_t expect, const char *author,
+                              struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t cur = 0;
+    enum mr_err err;
+    int rc;
+
+    err = sq_sec_get(base, kind, name, NULL, &cur, d);
+    if (err && err != MR_ENOTFOUND)
+        return err;
+    if (err)
+        cur = 0;
+    mr_diag_clear(d);
+    if (expect == -1 && cur)
+        return mr_diag_set(d, MR_EEXISTS, "%s \"%s\" already exists", kind,
+                           name);
+    if (expect > 0 && cur != expect)
+        return mr_diag_set(d, MR_ECONFLICT,
+                           "%s \"%s\" changed meanwhile (version %lld, "
+                           "expected %lld)",
+                           kind, name, (long long)cur, (long long)expect);
+    rc = prep_cached(s,
+                     "INSERT INTO secdoc(kind, name, version, ts, author,"
+                     " json) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                     &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare security document");
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cur + 1);
+    sqlite3_bind_int64(st, 4, mr_time_now_ms());
+    sqlite3_bind_text(st, 5, author ? author : "unknown", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, json, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    uncache(s, st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "write security document");
+    return MR_OK;
+}
+
+static enum mr_err sq_sec_list(struct mr_store *base, const char *kind,
+                               mr_sec_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = MR_OK;
+    int rc, r;
+
+    rc = prep_cached(s,
+                     "SELECT name, max(version), json FROM secdoc"
+                     " WHERE kind = ?1 GROUP BY name ORDER BY name",
+                     &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare security documents");
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = cb(ctx, (const char *)sqlite3_column_text(st, 0),
+               sqlite3_column_int64(st, 1),
+               (const char *)sqlite3_column_text(st, 2));
+        if (r) {
+            err = cb_result(r);
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = map_rc(s, rc, d, "security documents");
+    uncache(s, st);
+    return err;
+}
+
 static const char *col_or_null(sqlite3_stmt *st, int col)
 {
     return (const char *)sqlite3_column_text(st, col);
@@ -2177,4 +2294,7 @@ static const struct mr_store_ops sqlite_ops = {
     .search_ex = sq_search_ex,
     .history_all = sq_history_all,
     .compartment = sq_compartment,
+    .sec_get = sq_sec_get,
+    .sec_put = sq_sec_put,
+    .sec_list = sq_sec_list,
 };

@@ -136,3 +136,23 @@ enum mr_err mr_store_compartment(struct mr_store *st, const char *ref,
 {
     return st->ops->compartment(st, ref, limit, cb, ctx, d);
 }
+
+enum mr_err mr_store_sec_get(struct mr_store *st, const char *kind,
+                             const char *name, struct mr_buf *json,
+                             int64_t *version, struct mr_diag *d)
+{
+    return st->ops->sec_get(st, kind, name, json, version, d);
+}
+
+enum mr_err mr_store_sec_put(struct mr_store *st, const char *kind,
+                             const char *name, const char *json, int64_t expect,
+                             const char *author, struct mr_diag *d)
+{
+    return st->ops->sec_put(st, kind, name, json, expect, author, d);
+}
+
+enum mr_err mr_store_sec_list(struct mr_store *st, const char *kind,
+                              mr_sec_cb cb, void *ctx, struct mr_diag *d)
+{
+    return st->ops->sec_list(st, kind, cb, ctx, d);
+}

@@ -27,7 +27,7 @@
 struct mr_store;
 
 /* The newest schema this build knows; databases above it are refused. */
-#define MR_STORE_SCHEMA_VERSION 1
+#define MR_STORE_SCHEMA_VERSION 2
 
 enum mr_store_flags {
     MR_STORE_CREATE = 1,   /* create the database if missing */
@@ -161,6 +161,23 @@ typedef int (*mr_audit_cb)(void *ctx, int64_t seq,
 enum mr_err mr_store_audit_scan(struct mr_store *st, const char *patient,
                                 mr_audit_cb cb, void *ctx,
                                 struct mr_diag *d) MR_WUR;
+
+/* Security documents (kind "user", "token", "grant", "policy"), JSON,
+ * versioned: a put appends version n+1. mr_store_sec_get gives the
+ * newest (MR_ENOTFOUND if none); a put with expect > 0 must match the
+ * current version (MR_ECONFLICT otherwise), expect -1 requires none. */
+enum mr_err mr_store_sec_get(struct mr_store *st, const char *kind,
+                             const char *name, struct mr_buf *json,
+                             int64_t *version, struct mr_diag *d) MR_WUR;
+enum mr_err mr_store_sec_put(struct mr_store *st, const char *kind,
+                             const char *name, const char *json, int64_t expect,
+                             const char *author, struct mr_diag *d) MR_WUR;
+/* The newest version of every document of `kind`, by name. */
+typedef int (*mr_sec_cb)(void *ctx, const char *name, int64_t version,
+                         const char *json);
+enum mr_err mr_store_sec_list(struct mr_store *st, const char *kind,
+                              mr_sec_cb cb, void *ctx,
+                              struct mr_diag *d) MR_WUR;
 
 /* Integrity: storage-level check plus consistency of current pointers and
  * versions. Appends a human-readable report to `report` (one line per

@@ -55,6 +55,14 @@ struct mr_store_ops {
     enum mr_err (*compartment)(struct mr_store *st, const char *ref,
                                uint32_t limit, mr_store_cb cb, void *ctx,
                                struct mr_diag *d);
+    enum mr_err (*sec_get)(struct mr_store *st, const char *kind,
+                           const char *name, struct mr_buf *json,
+                           int64_t *version, struct mr_diag *d);
+    enum mr_err (*sec_put)(struct mr_store *st, const char *kind,
+                           const char *name, const char *json, int64_t expect,
+                           const char *author, struct mr_diag *d);
+    enum mr_err (*sec_list)(struct mr_store *st, const char *kind, mr_sec_cb cb,
+                            void *ctx, struct mr_diag *d);
 };
 
 struct mr_store {
