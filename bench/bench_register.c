@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     char path[4096], plain[4096], json[512];
     struct mr_records *r;
     struct mr_diag d;
-    struct mr_actor a = {"bench", "admin", "bench"};
+    struct mr_actor a = {"bench", NULL, "bench", NULL, 1};
     double t0, t, rate, base, *lat;
     int i;
 

@@ -38,7 +38,7 @@ int main(int argc, char **argv)
     double *lat, t0;
     struct mr_records *r;
     struct mr_diag d;
-    struct mr_actor a = {"bench", "admin", "bench"};
+    struct mr_actor a = {"bench", NULL, "bench", NULL, 1};
     int64_t total;
 
     /* Sample real (synthetic) patients so every query has an answer. */

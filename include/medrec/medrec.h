@@ -30,6 +30,8 @@
     X(NEWER, "database is from a newer medrec")                                \
     X(NOTDB, "not a medrec database")                                          \
     X(DENIED, "access denied")                                                 \
+    X(UNAUTH, "not signed in")                                                 \
+    X(THROTTLED, "too many attempts")                                          \
     X(UNSUPPORTED, "not supported")                                            \
     X(USAGE, "bad usage")                                                      \
     X(INTERNAL, "internal error")

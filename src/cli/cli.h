@@ -17,6 +17,7 @@ struct cli {
     const char *user; /* --as, or the login name */
     int json;         /* --json */
     struct mr_actor actor;
+    char role[40], patient[80]; /* of a registered user */
 };
 
 /* Set defaults from the environment. */

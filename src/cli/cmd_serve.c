@@ -9,23 +9,36 @@
 static const char usage_text[] =
     "usage: medrec serve [--db FILE] [--http ADDR:PORT] [--threads N]\n"
     "                    [--timeout SECONDS] [--access-log FILE|-]\n"
+    "                    [--tls-cert PEM --tls-key PEM]\n"
+    "                    [--idle-timeout MINUTES] [--require-mfa]\n"
     "\n"
     "Serve the FHIR R4 API at http://ADDR:PORT/fhir (default\n"
-    "127.0.0.1:8080; port 0 picks a free one). Prints the base URL on\n"
-    "stdout once listening. Until sign-in and TLS arrive only loopback\n"
-    "addresses are served, and requests act as the local service user;\n"
-    "every access is audited. The access log (JSON Lines, no query\n"
-    "strings or health data) goes to stderr unless --access-log says\n"
-    "otherwise. SIGTERM or SIGINT stops it after in-flight requests.\n"
-    "Limits: request body 32 MiB, headers 16 KiB, idle time-out 30 s.\n";
+    "127.0.0.1:8080; port 0 picks a free one), https:// with --tls-cert\n"
+    "and --tls-key. Prints the base URL on stdout once listening.\n"
+    "Addresses other than loopback are served only with TLS.\n"
+    "\n"
+    "Every request is signed in: POST /auth/login with {\"username\",\n"
+    "\"password\", \"code\"} gives a session (cookie and token; idle\n"
+    "time-out --idle-timeout minutes, default 15; at most 12 hours), or\n"
+    "send Authorization: Bearer with a token from `medrec token create`.\n"
+    "POST /auth/logout ends a session; POST /auth/break-glass opens a\n"
+    "restricted chart for emergency access. --require-mfa makes admins\n"
+    "and clinicians sign in with a TOTP code. Every access is audited.\n"
+    "\n"
+    "The access log (JSON Lines, no query strings or health data) goes to\n"
+    "stderr unless --access-log says otherwise. SIGTERM or SIGINT stops it\n"
+    "after in-flight requests. Limits: request body 32 MiB, headers\n"
+    "16 KiB, idle connection time-out 30 s.\n";
+
+static const char *scheme = "http";
 
 static void on_ready(void *ctx, unsigned port)
 {
     (void)ctx;
-    printf("http://127.0.0.1:%u/fhir\n", port);
+    printf("%s://127.0.0.1:%u/fhir\n", scheme, port);
     fflush(stdout);
-    fprintf(stderr, "medrec: serving FHIR R4 at http://127.0.0.1:%u/fhir\n",
-            port);
+    fprintf(stderr, "medrec: serving FHIR R4 at %s://127.0.0.1:%u/fhir\n",
+            scheme, port);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -36,6 +49,10 @@ int cmd_serve(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'o'},
         {"access-log", required_argument, NULL, 'l'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"require-mfa", no_argument, NULL, 'm'},
         {0, 0, 0, 0}};
     struct cli c;
     struct mr_server_config cfg = {0};
@@ -71,6 +88,22 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'l':
             log = optarg;
+            break;
+        case 'c':
+            cfg.tls_cert = optarg;
+            scheme = "https";
+            break;
+        case 'k':
+            cfg.tls_key = optarg;
+            break;
+        case 'i':
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 720)
+                return cli_usage("serve", "--idle-timeout: 1 to 720 minutes");
+            cfg.idle_minutes = (unsigned)v;
+            break;
+        case 'm':
+            cfg.require_mfa = 1;
             break;
         default:
             if (!cli_common_option(&c, opt, optarg))

@@ -84,14 +84,23 @@ struct mr_records *cli_open(struct cli *c, int create)
     struct mr_diag d;
 
     mr_diag_clear(&d);
-    /* The command line acts as a local administrator, named by --as or
-     * the login name, so every access is attributable. */
     c->actor.user = c->user;
-    c->actor.role = "admin";
+    c->actor.role = NULL;
     c->actor.source = "cli";
+    c->actor.patient = NULL;
+    c->actor.local = 1;
     if (mr_records_open(c->db, create ? MR_STORE_CREATE : 0, &r, &d)) {
         cli_fail(&d);
         return NULL;
+    }
+    /* A registered user (--as or the login name) acts with their role.
+     * Otherwise the command line has the rights of whoever can open the
+     * database file, which no policy can take away; it is still named
+     * on every audit entry. */
+    if (mr_records_user_role(r, c->user, c->role, sizeof(c->role),
+                             c->patient, sizeof(c->patient), &d) == MR_OK) {
+        c->actor.role = c->role;
+        c->actor.patient = c->patient[0] ? c->patient : NULL;
     }
     return r;
 }

@@ -66,6 +66,22 @@ static int sp_cmp(const char *resource, const char *code,
     return strcmp(code, p->code);
 }
 
+/* Parameters every resource has (R4 Resource: _tag, _security), which the
+ * generated table leaves out: the access policy filters on them. Keys are
+ * FNV-1a of "Resource._tag" and "Resource._security", as generated ones. */
+static const struct mr_sp_path p_tag[] = {{"meta.tag", "Coding", NULL, NULL,
+                                           NULL}};
+static const struct mr_sp_path p_security[] = {
+    {"meta.security", "Coding", NULL, NULL, NULL}};
+const struct mr_search_param mr_common_params[] = {
+    {"Resource", "_security", MR_SP_TOKEN, 1865373220u, p_security, 1, NULL, 0,
+     "Resource.meta.security"},
+    {"Resource", "_tag", MR_SP_TOKEN, 1696771522u, p_tag, 1, NULL, 0,
+     "Resource.meta.tag"},
+};
+const size_t mr_common_params_count =
+    sizeof(mr_common_params) / sizeof(mr_common_params[0]);
+
 const struct mr_search_param *mr_search_param_find(const char *resource,
                                                    const char *code)
 {
@@ -73,6 +89,10 @@ const struct mr_search_param *mr_search_param_find(const char *resource,
 
     if (resource == NULL || code == NULL)
         return NULL;
+    if (code[0] == '_' && mr_fhir_is_resource_type(resource))
+        for (size_t i = 0; i < mr_common_params_count; i++)
+            if (!strcmp(code, mr_common_params[i].code))
+                return &mr_common_params[i];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = sp_cmp(resource, code, &mr_search_params[mid]);

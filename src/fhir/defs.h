@@ -114,6 +114,11 @@ struct mr_search_param {
     const char *expression; /* original FHIRPath, for documentation */
 };
 
+/* _tag and _security: common to every resource type (resource
+ * "Resource"); mr_search_param_find returns them for any type. */
+extern const struct mr_search_param mr_common_params[];
+extern const size_t mr_common_params_count;
+
 /* Every search parameter, one entry per (resource, code), sorted by
  * resource then code (strcmp). Common ones ("_id", "_lastUpdated" ...)
  * are not included: the store handles them as columns. */

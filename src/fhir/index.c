@@ -620,6 +620,12 @@ enum mr_err mr_fhir_extract(const json_t *res, const char *type,
             err = walk(&x, res, x.path->path);
         }
     }
+    for (size_t i = 0; i < mr_common_params_count && !err; i++) {
+        x.sp = &mr_common_params[i];
+        x.first = ix->n;
+        x.path = &mr_common_params[i].paths[0];
+        err = walk(&x, res, x.path->path);
+    }
     mr_buf_release(&x.tmp);
     return err;
 }

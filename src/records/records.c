@@ -62,6 +62,8 @@ enum mr_err mr_records_open(const char *path, int flags,
     if (!r)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     err = mr_store_open(path, flags, &r->st, d);
+    if (!err && (err = mr__policy_load(r, d)))
+        mr_store_close(r->st);
     if (err) {
         mr_free(r);
         return err;
@@ -77,6 +79,7 @@ void mr_records_close(struct mr_records *r)
     if (!r)
         return;
     mr_store_close(r->st);
+    mr_policy_free(r->policy);
     mr_ix_release(&r->ix);
     mr_buf_release(&r->out);
     mr_free(r);
@@ -608,6 +611,52 @@ done:
 
 /* ---- writes ----------------------------------------------------------- */
 
+/* Elements the actor's role does not see may not be written by it. */
+static enum mr_err hidden_elements_set(struct mr_records *r,
+                                       const struct mr_actor *a,
+                                       const char *type, const json_t *root,
+                                       struct mr_diag *d)
+{
+    const char *k;
+    json_t *v;
+
+    if (!a->role || !mr_policy_redacts(r->policy, a->role, type))
+        return MR_OK;
+    json_object_foreach((json_t *)root, k, v)
+    {
+        if (mr_policy_element_hidden(r->policy, a->role, type, k))
+            return mr_diag_set(d, MR_EDENIED,
+                               "%s.%s: a %s may not set this element", type,
+                               k, a->role);
+    }
+    return MR_OK;
+}
+
+/* An update by a role that does not see some elements keeps them as they
+ * were (added to `extra`, which is spliced into the stored version). */
+static enum mr_err keep_hidden(struct mr_records *r, const struct mr_actor *a,
+                               const char *type, const struct mr_buf *old,
+                               json_t *extra, struct mr_diag *d)
+{
+    json_t *prev, *v;
+    const char *k;
+
+    if (!a->role || !mr_policy_redacts(r->policy, a->role, type))
+        return MR_OK;
+    prev = json_loadb(old->ptr, old->len, 0, NULL);
+    if (!prev)
+        return mr_diag_set(d, MR_ECORRUPT, "%s: stored version unreadable",
+                           type);
+    json_object_foreach(prev, k, v)
+    {
+        if (strcmp(k, "text") &&
+            mr_policy_element_hidden(r->policy, a->role, type, k))
+            json_object_set(extra, k, v);
+    }
+    json_decref(prev);
+    return MR_OK;
+}
+
 enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
                               const char *type, const char *json, size_t len,
                               const char *reason, int flags,
@@ -622,7 +671,11 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
 
     if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
+    if ((err = mr__authorize(r, a, MR_ACT_CREATE, type, d)))
+        return mr__denied(r, a, "create", type, NULL, d);
     err = parse_resource(r, json, len, type, &root, d);
+    if (!err && (err = hidden_elements_set(r, a, type, root, d)))
+        json_decref(root);
     if (err)
         return err;
     is_patient = !strcmp(type, "Patient");
@@ -722,7 +775,13 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
+    if ((err = mr__authorize(r, a, MR_ACT_UPDATE, type, d)) &&
+        (!(flags & MR_WRITE_UPSERT) ||
+         mr__authorize(r, a, MR_ACT_CREATE, type, d)))
+        return mr__denied(r, a, "update", type, id, d);
     err = parse_resource(r, json, len, type, &root, d);
+    if (!err && (err = hidden_elements_set(r, a, type, root, d)))
+        json_decref(root);
     if (err)
         return err;
     given_id = json_string_value(json_object_get(root, "id"));
@@ -752,6 +811,13 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
         if (!strcmp(type, "Patient") && !(flags & MR_WRITE_FORCE))
             err = find_duplicate(r, root, d);
     }
+    if (!err && creating && mr__authorize(r, a, MR_ACT_CREATE, type, d))
+        err = mr_diag_set(d, MR_EDENIED, "a %s may not create %s resources",
+                          a->role, type);
+    if (!err && !creating && oldjson.len)
+        /* Nobody changes what they may not see. */
+        err = mr__visible(r, a, type, id, oldjson.ptr, oldjson.len, NULL, NULL,
+                          d);
     if (err)
         goto fail;
     if (expect > 0 && cur.version != expect) {
@@ -762,6 +828,9 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
         goto fail;
     }
     extra = json_object();
+    if (!creating && oldjson.len &&
+        (err = keep_hidden(r, a, type, &oldjson, extra, d)))
+        goto fail;
     if (creating && !strcmp(type, "Patient")) {
         if (mr_patient_mrn(root)) {
             err = mr_diag_set(d, MR_EINVALID,
@@ -851,10 +920,24 @@ enum mr_err mr_records_delete(struct mr_records *r, const struct mr_actor *a,
 
     if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
+    if ((err = mr__authorize(r, a, MR_ACT_DELETE, type, d)))
+        return mr__denied(r, a, "delete", type, id, d);
     err = mr__tx_begin(r, d);
     if (err)
         return err;
-    err = mr_store_put(r->st, &put, &version, d);
+    if (a->role) {
+        /* Nobody deletes what they may not see. */
+        struct mr_version cur;
+        struct mr_buf cj = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES * 2);
+        err = mr_store_read(r->st, type, id, 0, &cur, &cj, d);
+        if (!err)
+            err = mr__visible(r, a, type, id, cj.ptr, cj.len, NULL, NULL, d);
+        else if (err == MR_ENOTFOUND || err == MR_EGONE)
+            err = MR_OK; /* the store answers for these */
+        mr_buf_release(&cj);
+    }
+    if (!err)
+        err = mr_store_put(r->st, &put, &version, d);
     if (!err) {
         mr__patient_of(type, id, NULL, pref, sizeof(pref));
         err = mr__audit(r, a, "delete", MR_OK, type, id, pref, NULL, reason, d);
@@ -902,7 +985,8 @@ static const char *adup(struct mr_arena *a, const char *s, int *fail)
 static enum mr_err defer_audit(struct mr_records *r, const struct mr_actor *a,
                                const char *action, enum mr_err outcome,
                                const char *type, const char *id,
-                               const char *patient, const char *query)
+                               const char *patient, const char *query,
+                               const char *detail)
 {
     struct mr_audit_batch *b = r->deferred;
     struct mr_audit_entry *e;
@@ -928,6 +1012,7 @@ static enum mr_err defer_audit(struct mr_records *r, const struct mr_actor *a,
     e->id = adup(&b->arena, id, &fail);
     e->patient = patient && *patient ? adup(&b->arena, patient, &fail) : NULL;
     e->query = adup(&b->arena, query, &fail);
+    e->detail = adup(&b->arena, detail, &fail);
     if (fail)
         return MR_ENOMEM;
     b->n++;
@@ -957,17 +1042,23 @@ enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
 {
     struct mr_diag ad;
     enum mr_err err;
+    /* An access that needed emergency (break-the-glass) rights says so. */
+    const char *detail = r->emergency[0] ? r->emergency : NULL;
 
     if (r->deferred && !r->in_bundle) {
         /* Group commit: the entry is committed by the queue before the
          * answer is released. */
         mr_store_rollback(r->st);
-        err = defer_audit(r, a, action, rerr, type, id, patient, query);
+        err = defer_audit(r, a, action, rerr, type, id, patient, query,
+                          detail);
+        r->emergency[0] = '\0';
         if (err)
             return mr_diag_set(d, err, "audit: %s", mr_strerror(err));
         return rerr;
     }
-    err = mr__audit(r, a, action, rerr, type, id, patient, query, NULL, &ad);
+    err = mr__audit(r, a, action, rerr, type, id, patient, query, detail,
+                    &ad);
+    r->emergency[0] = '\0';
     if (!err)
         err = mr__tx_commit(r, &ad);
     else
@@ -979,6 +1070,52 @@ enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
         return err;
     }
     return rerr;
+}
+
+enum mr_err mr__denied(struct mr_records *r, const struct mr_actor *a,
+                       const char *action, const char *type, const char *id,
+                       struct mr_diag *d)
+{
+    enum mr_err err = d->code ? d->code : MR_EDENIED;
+    struct mr_diag ad;
+
+    if (!a || !a->user || r->in_bundle)
+        return err; /* unattributable, or the Bundle answers for it */
+    if (r->deferred)
+        return defer_audit(r, a, action, err, type, id, NULL, NULL, NULL)
+                   ? mr_diag_set(d, MR_ENOMEM, "audit: out of memory")
+                   : err;
+    if (mr_store_begin(r->st, 1, &ad))
+        return err;
+    if (mr__audit(r, a, action, err, type, id, NULL, NULL, NULL, &ad) ||
+        mr_store_commit(r->st, &ad))
+        mr_store_rollback(r->st);
+    return err;
+}
+
+/* A stored resource the actor may see, redacted if need be, else the
+ * read fails (restricted: MR_EDENIED; a patient's, not theirs:
+ * MR_ENOTFOUND). */
+static enum mr_err visible_result(struct mr_records *r,
+                                  const struct mr_actor *a, const char *type,
+                                  const char *id, struct mr_result *res,
+                                  struct mr_diag *d)
+{
+    struct mr_buf red = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES * 2);
+    struct mr_emergency em;
+    enum mr_err err;
+
+    err = mr__visible(r, a, type, id, res->json.ptr, res->json.len, &red, &em,
+                      d);
+    if (!err && red.len) {
+        mr_buf_reset(&res->json);
+        err = mr_buf_add(&res->json, red.ptr, red.len);
+    }
+    if (!err && em.used)
+        snprintf(r->emergency, sizeof(r->emergency), "emergency: %s",
+                 em.reason);
+    mr_buf_release(&red);
+    return err;
 }
 
 enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
@@ -994,10 +1131,14 @@ enum mr_err mr_records_read(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
+    if ((err = mr__authorize(r, a, MR_ACT_READ, type, d)))
+        return mr__denied(r, a, version ? "vread" : "read", type, id, d);
     err = mr__tx_begin_read(r, d);
     if (err)
         return err;
     err = mr_store_read(r->st, type, id, version, &res->meta, &res->json, d);
+    if (!err)
+        err = visible_result(r, a, type, id, res, d);
     if (!err && strcmp(type, "Patient")) {
         root = json_loadb(res->json.ptr, res->json.len, 0, NULL);
         mr__patient_of(type, id, root, pref, sizeof(pref));
@@ -1056,6 +1197,8 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
                            "MRN \"%s\": the check digit does not match "
                            "(mistyped?)",
                            mrn);
+    if ((err = mr__authorize(r, a, MR_ACT_READ, "Patient", d)))
+        return mr__denied(r, a, "read", "Patient", NULL, d);
     mr_query_init(&q, "Patient");
     snprintf(value, sizeof(value), "%s|%s", MR_MRN_SYSTEM, mrn);
     err = mr_query_add(&q, "identifier", value, d);
@@ -1079,6 +1222,8 @@ enum mr_err mr_records_patient_by_mrn(struct mr_records *r,
         err = mr_diag_set(d, MR_ECORRUPT,
                           "MRN %s is assigned to more than one patient", mrn);
     if (!err)
+        err = visible_result(r, a, "Patient", res->meta.id, res, d);
+    if (!err)
         snprintf(pref, sizeof(pref), "Patient/%s", res->meta.id);
     snprintf(value, sizeof(value), "identifier=%s|%s", MR_MRN_SYSTEM, mrn);
     return mr__finish_read(r, a, "read", err, "Patient",
@@ -1097,10 +1242,17 @@ enum mr_err mr_records_history(struct mr_records *r, const struct mr_actor *a,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type, id);
+    if ((err = mr__authorize(r, a, MR_ACT_HISTORY, type, d)))
+        return mr__denied(r, a, "history", type, id, d);
     err = mr__tx_begin_read(r, d);
     if (err)
         return err;
-    err = mr_store_history(r->st, type, id, cb, ctx, d);
+    {
+        struct mr__filter f;
+        mr__filter_init(&f, r, a, MR_ACT_HISTORY, cb, ctx);
+        err = mr_store_history(r->st, type, id, mr__filter_cb, &f, d);
+        mr__filter_release(&f);
+    }
     mr__patient_of(type, id, NULL, pref, sizeof(pref));
     return mr__finish_read(r, a, "history", err, type, id, pref, NULL, d);
 }
@@ -1128,10 +1280,13 @@ enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
                               FILE *out, int64_t *count, struct mr_diag *d)
 {
     struct export_ctx c = {out, 0};
+    struct mr__filter f;
     enum mr_err err;
 
     if ((err = mr__check_actor(a, d)))
         return err;
+    if (a->role && (err = mr__authorize(r, a, MR_ACT_EXPORT, NULL, d)))
+        return mr__denied(r, a, "export", NULL, NULL, d);
     /* The disclosure is on the trail before any byte leaves. */
     err = mr_store_begin(r->st, 1, d);
     if (err)
@@ -1148,7 +1303,10 @@ enum mr_err mr_records_export(struct mr_records *r, const struct mr_actor *a,
     err = mr_store_begin(r->st, 0, d);
     if (err)
         return err;
-    err = mr_store_scan(r->st, NULL, export_cb, &c, d);
+    /* Only the types and resources the actor may export. */
+    mr__filter_init(&f, r, a, MR_ACT_EXPORT, export_cb, &c);
+    err = mr_store_scan(r->st, NULL, mr__filter_cb, &f, d);
+    mr__filter_release(&f);
     mr_store_rollback(r->st);
     if (err == MR_EIO)
         return mr_diag_set(d, MR_EIO, "writing the export failed");

@@ -29,12 +29,15 @@
 /* First MRN sequence number (gives 8-digit MRNs with the check digit). */
 #define MR_MRN_START 1000000
 
-/* Who is acting. Roles and policy arrive with the security issue; until
- * then every actor is checked only for being named. */
+/* Who is acting: a signed-in user, a system token, or the command line.
+ * The access policy (src/security/policy.h) decides by role. */
 struct mr_actor {
-    const char *user;   /* login or system name */
-    const char *role;   /* "admin", "records-technician", "system" ... */
-    const char *source; /* "cli", "127.0.0.1:5000" ... */
+    const char *user;    /* login or system name */
+    const char *role;    /* a role of the policy; NULL only for local */
+    const char *source;  /* "cli", "127.0.0.1:5000" ... */
+    const char *patient; /* the patient role: "Patient/id" of their chart */
+    int local; /* the command line: with no role it has the rights of
+                  whoever can open the database file */
 };
 
 struct mr_records;
@@ -267,5 +270,86 @@ enum mr_err mr_history_entry(struct mr_buf *out, const char *base,
 /* The MRN of a Patient resource (from its identifiers), or NULL. The
  * pointer is into res. */
 const char *mr_patient_mrn(const json_t *patient);
+
+/* ---- access: users, tokens, sign-in, emergency access (access.c) ---- */
+
+struct mr_user_info {
+    char name[72];
+    char role[40];
+    char patient[80];
+    int mfa, locked, failures;
+    int64_t held_until; /* sign-in backoff, UTC ms */
+    int64_t version;
+};
+
+/* Whom a session or token stands for. */
+struct mr_principal {
+    char user[72];
+    char role[40];
+    char patient[80];
+    int64_t expires; /* tokens: UTC ms */
+};
+
+/* Add a user (needs manage-users). The password is checked against the
+ * password rules and stored as an Argon2id hash. A patient account names
+ * its chart ("Patient/id"). */
+enum mr_err mr_records_user_add(struct mr_records *r, const struct mr_actor *a,
+                                const char *name, const char *role,
+                                const char *pw, size_t pwlen,
+                                const char *patient, struct mr_diag *d) MR_WUR;
+/* op: "lock", "unlock", "role" (arg: the role), "password" (arg), "mfa-on"
+ * (uri receives the otpauth:// URI), "mfa-off". Audited. */
+enum mr_err mr_records_user_change(struct mr_records *r,
+                                   const struct mr_actor *a, const char *name,
+                                   const char *op, const char *arg,
+                                   size_t arglen, struct mr_buf *uri,
+                                   struct mr_diag *d) MR_WUR;
+enum mr_err mr_records_user_list(struct mr_records *r,
+                                 const struct mr_actor *a,
+                                 int (*cb)(void *ctx,
+                                           const struct mr_user_info *u),
+                                 void *ctx, struct mr_diag *d) MR_WUR;
+/* The role (and patient) of a registered user; MR_ENOTFOUND if none. */
+enum mr_err mr_records_user_role(struct mr_records *r, const char *name,
+                                 char *role, size_t rcap, char *patient,
+                                 size_t pcap, struct mr_diag *d) MR_WUR;
+/* Check a password (and TOTP code when the user has MFA). Failures count
+ * per account and hold it for increasing times; every attempt is audited.
+ * With require_mfa, admins and clinicians without MFA are refused. */
+enum mr_err mr_records_login(struct mr_records *r, const char *source,
+                             const char *name, const char *pw, size_t pwlen,
+                             const char *code, int require_mfa,
+                             struct mr_principal *out,
+                             struct mr_diag *d) MR_WUR;
+/* A system token ("mrt_...") carrying `role` for ttl_ms; only its hash is
+ * stored. */
+enum mr_err mr_records_token_create(struct mr_records *r,
+                                    const struct mr_actor *a, const char *name,
+                                    const char *role, int64_t ttl_ms,
+                                    char out[61], struct mr_diag *d) MR_WUR;
+#define MR_RECORDS_TOKEN_MAX 61
+enum mr_err mr_records_token_revoke(struct mr_records *r,
+                                    const struct mr_actor *a, const char *name,
+                                    struct mr_diag *d) MR_WUR;
+/* Who a token stands for; MR_EDENIED if unknown, expired or revoked. */
+enum mr_err mr_records_token_check(struct mr_records *r, const char *token,
+                                   struct mr_principal *out,
+                                   struct mr_diag *d) MR_WUR;
+/* Break the glass: for `minutes` (at most 60) the actor may open the
+ * restricted records of `patient` ("Patient/id"); each such access is
+ * audited as emergency access with the reason. */
+enum mr_err mr_records_break_glass(struct mr_records *r,
+                                   const struct mr_actor *a,
+                                   const char *patient, const char *reason,
+                                   int minutes, int64_t *until,
+                                   struct mr_diag *d) MR_WUR;
+/* The policy in force (JSON), and replacing it (needs manage-policy; the
+ * new one is validated first and kept as a new version). */
+enum mr_err mr_records_policy_get(struct mr_records *r,
+                                  const struct mr_actor *a, struct mr_buf *out,
+                                  struct mr_diag *d) MR_WUR;
+enum mr_err mr_records_policy_set(struct mr_records *r,
+                                  const struct mr_actor *a, const char *json,
+                                  size_t len, struct mr_diag *d) MR_WUR;
 
 #endif

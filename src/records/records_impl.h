@@ -6,7 +6,9 @@
 #define MR_RECORDS_IMPL_H
 
 #include "fhir/index.h"
+#include "fhir/search.h"
 #include "records/records.h"
+#include "security/policy.h"
 
 #include <jansson.h>
 
@@ -26,7 +28,62 @@ struct mr_records {
     /* In a transaction Bundle (validated whole): the next write's resource
      * already parsed, so it is neither parsed nor validated again. */
     json_t *preparsed;
+    struct mr_policy *policy; /* the access policy in force */
+    char emergency[600]; /* detail for the next read's audit entry */
 };
+
+/* A callback wrapper that passes on only what the actor may see (of the
+ * types the policy allows for `act`), redacted where needed, and notes
+ * emergency access for the audit entry. */
+struct mr__filter {
+    struct mr_records *r;
+    const struct mr_actor *a;
+    enum mr_action act;
+    mr_store_cb cb;
+    void *ctx;
+    struct mr_buf red;
+    int64_t skipped;
+};
+void mr__filter_init(struct mr__filter *f, struct mr_records *r,
+                     const struct mr_actor *a, enum mr_action act,
+                     mr_store_cb cb, void *ctx);
+void mr__filter_release(struct mr__filter *f);
+int mr__filter_cb(void *ctx, const struct mr_version *m, const char *json,
+                  size_t len);
+
+/* Audit a refused access (in its own transaction, or deferred) and
+ * return the refusal. */
+enum mr_err mr__denied(struct mr_records *r, const struct mr_actor *a,
+                       const char *action, const char *type, const char *id,
+                       struct mr_diag *d);
+
+/* An emergency (break-the-glass) access, for the audit entry. */
+struct mr_emergency {
+    int used;
+    char reason[512];
+};
+
+enum mr_err mr__policy_load(struct mr_records *r, struct mr_diag *d);
+/* May the actor do `act` on resources of `type` at all? MR_EDENIED with
+ * the reason if not. */
+enum mr_err mr__authorize(struct mr_records *r, const struct mr_actor *a,
+                          enum mr_action act, const char *type,
+                          struct mr_diag *d);
+enum mr_err mr__authorize_priv(struct mr_records *r, const struct mr_actor *a,
+                               enum mr_privilege priv, struct mr_diag *d);
+/* May the actor see this stored resource? MR_EDENIED (restricted) or
+ * MR_ENOTFOUND (the patient role: not theirs or not released). When
+ * redacted is given and elements must be hidden, it receives the redacted
+ * JSON (otherwise it is left empty). em (may be NULL) tells whether
+ * emergency access was needed. */
+enum mr_err mr__visible(struct mr_records *r, const struct mr_actor *a,
+                        const char *type, const char *id, const char *json,
+                        size_t len, struct mr_buf *redacted,
+                        struct mr_emergency *em, struct mr_diag *d);
+/* Narrow a search to what the actor may see: labels not held, results not
+ * released (patients), other patients' charts (patients). */
+enum mr_err mr__restrict_query(struct mr_records *r, const struct mr_actor *a,
+                               struct mr_query *q, struct mr_diag *d);
 
 /* Transactions that join an enclosing transaction Bundle when there is
  * one. */

@@ -111,6 +111,24 @@ static int match_subset(void *ctx, const struct mr_version *m, const char *json,
 
 /* ---- search ------------------------------------------------------------- */
 
+/* The store calls matches and includes with one context: each goes
+ * through its own policy filter. */
+struct two_filters {
+    struct mr__filter *match, *include;
+};
+
+static int match_filtered(void *ctx, const struct mr_version *m,
+                          const char *json, size_t len)
+{
+    return mr__filter_cb(((struct two_filters *)ctx)->match, m, json, len);
+}
+
+static int include_filtered(void *ctx, const struct mr_version *m,
+                            const char *json, size_t len)
+{
+    return mr__filter_cb(((struct two_filters *)ctx)->include, m, json, len);
+}
+
 enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
                                  const char *type, const char *query, int flags,
                                  mr_store_cb match, mr_store_cb include,
@@ -120,11 +138,14 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
     struct mr_query q;
     struct search_ctx sc;
     struct mr_search_info out;
+    struct mr__filter fm, fi;
     enum mr_err err;
 
     memset(&out, 0, sizeof(out));
     if ((err = mr__check_actor(a, d)) || (err = mr__check_type(type, d)))
         return err;
+    if ((err = mr__authorize(r, a, MR_ACT_SEARCH, type, d)))
+        return mr__denied(r, a, "search", type, NULL, d);
     err = mr_query_parse(&q, type, query, strlen(query), d);
     if (!err && q.nunknown && !(flags & MR_SEARCH_LENIENT))
         /* Refused rather than ignored: a mistyped parameter must not
@@ -141,6 +162,11 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
         snprintf(out.ignored + used, sizeof(out.ignored) - used, "%s%s",
                  i ? ", " : "", q.unknown[i]);
     }
+    /* What the actor may not see is not matched (nor counted). */
+    if ((err = mr__restrict_query(r, a, &q, d))) {
+        mr_query_release(&q);
+        return err;
+    }
     out.count = q.count;
     out.offset = q.offset;
     out.keyset = q.nsort == 0;
@@ -150,17 +176,21 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
     sc.ctx = ctx;
     sc.q = &q;
     mr_buf_init(&sc.out, MR_MAX_RESOURCE_BYTES + 4096);
+    mr__filter_init(&fm, r, a, MR_ACT_SEARCH,
+                    q.nelements && match ? match_subset : match,
+                    q.nelements && match ? (void *)&sc : ctx);
+    mr__filter_init(&fi, r, a, MR_ACT_SEARCH, include, ctx);
     err = mr__tx_begin_read(r, d);
     if (!err) {
-        if (q.nelements && match)
-            err = mr_store_search_ex(r->st, &q, match_subset, include, &sc,
-                                     &out.total, d);
-        else
-            err = mr_store_search_ex(r->st, &q, match, include, ctx, &out.total,
-                                     d);
+        struct two_filters tf = {&fm, &fi};
+        err = mr_store_search_ex(r->st, &q, match ? match_filtered : NULL,
+                                 include ? include_filtered : NULL, &tf,
+                                 &out.total, d);
         err = mr__finish_read(r, a, "search", err, type, NULL, NULL, query, d);
     }
     mr_buf_release(&sc.out);
+    mr__filter_release(&fm);
+    mr__filter_release(&fi);
     mr_query_release(&q);
     if (!err && info)
         *info = out;
@@ -238,6 +268,10 @@ enum mr_err mr_records_history_all(struct mr_records *r,
     if (id && (!type || !mr_id_valid(id)))
         return mr_diag_set(d, MR_EINVALID, "%s.id: \"%s\" is not a valid id",
                            type ? type : "Resource", id);
+    if (type && (err = mr__authorize(r, a, MR_ACT_HISTORY, type, d)))
+        return mr__denied(r, a, "history", type, id, d);
+    if (!type && a->role && (err = mr__authorize(r, a, MR_ACT_HISTORY, NULL, d)))
+        return mr__denied(r, a, "history", NULL, NULL, d);
     if (strlen(p) > 4096)
         return mr_diag_set(d, MR_ETOOBIG, "history query too long");
     while (*p) {
@@ -295,7 +329,13 @@ enum mr_err mr_records_history_all(struct mr_records *r,
     hq.after = after;
     hq.limit = (uint32_t)count;
     hq.next = 0;
-    err = mr_store_history_all(r->st, &hq, cb, ctx, total, d);
+    {
+        /* Versions the actor may not see are left out of the page. */
+        struct mr__filter f;
+        mr__filter_init(&f, r, a, MR_ACT_HISTORY, cb, ctx);
+        err = mr_store_history_all(r->st, &hq, mr__filter_cb, &f, total, d);
+        mr__filter_release(&f);
+    }
     if (next)
         *next = err ? 0 : hq.next;
     pref[0] = '\0';
@@ -330,6 +370,7 @@ enum mr_err mr_records_everything(struct mr_records *r,
     struct mr_buf json = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES + 4096);
     struct mr_version meta;
     struct counter c = {cb, ctx, 0};
+    struct mr__filter f;
     char ref[128];
     enum mr_err err;
 
@@ -338,15 +379,25 @@ enum mr_err mr_records_everything(struct mr_records *r,
     if (!mr_id_valid(id))
         return mr_diag_set(d, MR_EINVALID,
                            "Patient.id: \"%s\" is not a valid id", id);
+    mr__filter_init(&f, r, a, MR_ACT_READ, count_cb, &c);
     snprintf(ref, sizeof(ref), "Patient/%s", id);
+    if ((err = mr__authorize(r, a, MR_ACT_READ, "Patient", d))) {
+        mr_buf_release(&json);
+        return mr__denied(r, a, "read", "Patient", id, d);
+    }
     err = mr__tx_begin_read(r, d);
     if (err) {
         mr_buf_release(&json);
         return err;
     }
     err = mr_store_read(r->st, "Patient", id, 0, &meta, &json, d);
+    /* The Patient must be visible; then each resource of the chart is
+     * passed on only if the actor may read its type and see it. */
+    if (!err)
+        err = mr__visible(r, a, "Patient", id, json.ptr, json.len, NULL, NULL,
+                          d);
     if (!err) {
-        int rc = count_cb(&c, &meta, json.ptr, json.len);
+        int rc = mr__filter_cb(&f, &meta, json.ptr, json.len);
         if (rc)
             err = mr_diag_set(d,
                               rc > 0 && rc < MR__ERR_COUNT ? (enum mr_err)rc
@@ -354,9 +405,10 @@ enum mr_err mr_records_everything(struct mr_records *r,
                               "$everything: could not write the answer");
     }
     if (!err)
-        err = mr_store_compartment(r->st, ref, EVERYTHING_MAX - 1, count_cb, &c,
-                                   d);
+        err = mr_store_compartment(r->st, ref, EVERYTHING_MAX - 1,
+                                   mr__filter_cb, &f, d);
     mr_buf_release(&json);
+    mr__filter_release(&f);
     err = mr__finish_read(r, a, "read", err, "Patient", id, ref, "$everything",
                           d);
     if (!err && total)

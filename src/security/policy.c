@@ -1353,3 +1353,39 @@ int mr_policy_has_privilege(const struct mr_policy *p, const char *role,
         return 0;
     return (r->privs >> priv) & 1;
 }
+
+size_t mr_policy_hidden_codings(const struct mr_policy *p, const char *role,
+                                const char **systems, const char **codes,
+                                size_t max)
+{
+    const struct role *r = role_get(p, role);
+    size_t i, n = 0;
+
+    for (i = 0; p && i < p->nlabels; i++) {
+        if (r && (r->labels & (1u << p->labels[i].bit)))
+            continue;
+        if (n < max) {
+            systems[n] = p->labels[i].system;
+            codes[n] = p->labels[i].code;
+        }
+        n++;
+    }
+    return n;
+}
+
+int mr_policy_held(const struct mr_policy *p, const char *role,
+                   const char *type)
+{
+    const struct role *r = role_get(p, role);
+    long t = type_index(type);
+
+    return r && t >= 0 && (r->acts[t] & HOLD) != 0;
+}
+
+int mr_policy_redacts(const struct mr_policy *p, const char *role,
+                      const char *type)
+{
+    const struct role *r = role_get(p, role);
+
+    return r && hidden_of(r, type_index(type)) != NULL;
+}

@@ -173,4 +173,21 @@ int mr_policy_system_token_ok(const struct mr_policy *p, const char *role);
 int mr_policy_has_privilege(const struct mr_policy *p, const char *role,
                             enum mr_privilege priv);
 
+/* The codings (system, code) of every label `role` does not hold without
+ * emergency access: searches exclude resources carrying any of them.
+ * Fills at most max; returns how many there are. */
+size_t mr_policy_hidden_codings(const struct mr_policy *p, const char *role,
+                                const char **systems, const char **codes,
+                                size_t max);
+
+/* Is `type` held until released (meta.tag urn:medrec:release|released)
+ * for `role`? */
+int mr_policy_held(const struct mr_policy *p, const char *role,
+                   const char *type);
+
+/* Does `role` have elements of `type` hidden (mr_policy_redact may change
+ * a resource of that type)? */
+int mr_policy_redacts(const struct mr_policy *p, const char *role,
+                      const char *type);
+
 #endif

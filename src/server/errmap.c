@@ -14,6 +14,10 @@ unsigned mr_errmap_http_status(enum mr_err err)
         return 400;
     case MR_EDENIED:
         return 403;
+    case MR_EUNAUTH:
+        return 401;
+    case MR_ETHROTTLED:
+        return 429;
     case MR_ENOTFOUND:
         return 404;
     case MR_ECONFLICT:
@@ -46,6 +50,10 @@ const char *mr_errmap_issue_code(enum mr_err err)
         return "structure";
     case MR_EDENIED:
         return "forbidden";
+    case MR_EUNAUTH:
+        return "login";
+    case MR_ETHROTTLED:
+        return "throttled";
     case MR_ENOTFOUND:
         return "not-found";
     case MR_EGONE:

@@ -18,7 +18,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <zlib.h>
+
+#include "server/auth.h"
 
 struct server {
     const struct mr_server_config *cfg;
@@ -28,6 +32,8 @@ struct server {
     unsigned nhandles;
     FILE *log;
     struct mr_queue *queue;
+    struct mr_auth *auth;
+    const char *scheme; /* "http" or "https" */
 };
 
 static _Thread_local struct mr_records *tl_records;
@@ -50,6 +56,9 @@ struct request {
     /* Headers the FHIR layer reads, copied: a write runs on the
      * committer thread while its connection is suspended. */
     char if_match[64], content_type[128], prefer[128];
+    char authorization[256], cookie[1024];
+    struct mr_principal who; /* the signed-in user or token */
+    char source[64];         /* client address */
     int gzip; /* the client accepts gzip */
     char if_none_exist[2048];
     struct mr_audit_batch audit;
@@ -84,6 +93,22 @@ static struct mr_records *thread_records(struct server *srv, struct mr_diag *d)
     return tl_records;
 }
 
+/* "127.0.0.1:5000" for the audit trail. */
+static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr_in *sa;
+    char ip[INET_ADDRSTRLEN];
+
+    snprintf(out, cap, "http");
+    if (!ci || !ci->client_addr || ci->client_addr->sa_family != AF_INET)
+        return;
+    sa = (const struct sockaddr_in *)ci->client_addr;
+    if (inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip)))
+        snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(sa->sin_port));
+}
+
 static const char *get_header(void *ctx, const char *name)
 {
     struct request *rq = ctx;
@@ -96,6 +121,10 @@ static const char *get_header(void *ctx, const char *name)
         return rq->content_type[0] ? rq->content_type : NULL;
     if (!strcasecmp(name, "Prefer"))
         return rq->prefer[0] ? rq->prefer : NULL;
+    if (!strcasecmp(name, "Authorization"))
+        return rq->authorization[0] ? rq->authorization : NULL;
+    if (!strcasecmp(name, "Cookie"))
+        return rq->cookie[0] ? rq->cookie : NULL;
     return NULL;
 }
 
@@ -239,6 +268,11 @@ static enum MHD_Result send_resp(struct server *srv,
         MHD_add_response_header(r, "ETag", resp->etag);
     if (resp->last_modified[0])
         MHD_add_response_header(r, "Last-Modified", resp->last_modified);
+    if (resp->set_cookie[0])
+        MHD_add_response_header(r, "Set-Cookie", resp->set_cookie);
+    if (resp->status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate",
+                                "Bearer realm=\"medrec\"");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     ret = MHD_queue_response(conn, resp->status, r);
@@ -325,6 +359,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     struct mr_diag d;
     struct mr_records *records;
     const char *host;
+    int auth = 0, signed_in;
 
     (void)version;
     if (!rq) {
@@ -366,8 +401,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         error_resp(&rq->resp, MR_ETOOBIG, d.msg);
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
-    if (strncmp(url, "/fhir", 5) != 0 || (url[5] != '/' && url[5] != '\0') ||
-        strlen(url) >= sizeof(rq->path) + 5) {
+    if (!strncmp(url, "/auth/", 6) && strlen(url) < sizeof(rq->path))
+        auth = 1;
+    else if (strncmp(url, "/fhir", 5) != 0 ||
+             (url[5] != '/' && url[5] != '\0') ||
+             strlen(url) >= sizeof(rq->path) + 5) {
         rq->resp.route = "-";
         error_resp(&rq->resp, MR_ENOTFOUND,
                    "no such endpoint; the FHIR API is at /fhir");
@@ -382,7 +420,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-    snprintf(rq->base, sizeof(rq->base), "http://%s/fhir",
+    snprintf(rq->base, sizeof(rq->base), "%s://%s/fhir", srv->scheme,
              host && strlen(host) < 200 && !strpbrk(host, "\"\\ /")
                  ? host
                  : srv->base_host);
@@ -393,6 +431,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     copy_header(conn, "Content-Type", rq->content_type,
                 sizeof(rq->content_type));
     copy_header(conn, "Prefer", rq->prefer, sizeof(rq->prefer));
+    copy_header(conn, "Authorization", rq->authorization,
+                sizeof(rq->authorization));
+    copy_header(conn, "Cookie", rq->cookie, sizeof(rq->cookie));
+    client_address(conn, rq->source, sizeof(rq->source));
     {
         const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      "Accept-Encoding");
@@ -406,16 +448,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     rq->req.header_ctx = rq;
     rq->req.body = rq->body.ptr;
     rq->req.body_len = rq->body.len;
-    /* Until sign-in arrives (security issue) the server acts as one local
-     * service actor; every access is still audited. */
-    rq->req.actor.user = "local-service";
-    rq->req.actor.role = "system";
-    rq->req.actor.source = "http";
+    rq->req.actor.user = "-";
+    rq->req.actor.role = NULL;
+    rq->req.actor.source = rq->source;
+    rq->req.actor.patient = NULL;
+    rq->req.actor.local = 0;
 
-    if (is_write(method, url)) {
-        suspend_for(rq, run_write);
-        return MHD_YES;
-    }
     records = thread_records(srv, &d);
     if (!records) {
         rq->resp.route = "-";
@@ -423,6 +461,31 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
     rq->req.records = records;
+    /* Everyone is signed in, except for signing in and the
+     * CapabilityStatement (public, as SMART clients expect). */
+    signed_in = mr_auth_check(srv->auth, &rq->req, records, &rq->who, &d) ==
+                MR_OK;
+    if (signed_in) {
+        rq->req.actor.user = rq->who.user;
+        rq->req.actor.role = rq->who.role;
+        rq->req.actor.patient = rq->who.patient[0] ? rq->who.patient : NULL;
+    }
+    if (auth) {
+        snprintf(rq->path, sizeof(rq->path), "%s", url + 5);
+        rq->req.path = rq->path;
+        mr_auth_handle(srv->auth, &rq->req, &rq->resp, signed_in);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
+    }
+    if (!signed_in &&
+        !(!strcmp(rq->path, "/metadata") && !strcmp(method, "GET"))) {
+        rq->resp.route = "-";
+        error_resp(&rq->resp, MR_EUNAUTH, mr_diag_msg(&d));
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
+    }
+    if (is_write(method, url)) {
+        suspend_for(rq, run_write);
+        return MHD_YES;
+    }
     mr_records_defer_audit(records, &rq->audit);
     mr_fhir_handle(&rq->req, &rq->resp);
     mr_records_defer_audit(records, NULL);
@@ -475,6 +538,29 @@ static int parse_addr(const char *spec, struct sockaddr_in *sa)
     return 0;
 }
 
+/* A PEM file, whole (at most 1 MiB). */
+static char *read_pem(const char *path, struct mr_diag *d)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (!f) {
+        mr_diag_set(d, MR_EIO, "%s: cannot open", path);
+        return NULL;
+    }
+    buf = malloc(1u << 20);
+    n = buf ? fread(buf, 1, (1u << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf || !n) {
+        free(buf);
+        mr_diag_set(d, MR_EIO, "%s: cannot read", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
 {
     struct server srv;
@@ -485,7 +571,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     int sig = 0;
     unsigned port, i, threads;
     struct mr_records *probe;
-    char host[64];
+    char host[64], *cert = NULL, *key = NULL;
 
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
@@ -495,17 +581,30 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         return mr_diag_set(d, MR_EUSAGE,
                            "--http: \"%s\" is not ADDRESS:PORT (IPv4)",
                            cfg->http);
-    /* Until authentication and TLS arrive, only loopback is served. */
-    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127)
+    /* Beyond this machine, only with TLS: passwords and health data
+     * never cross a network in clear text. */
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !cfg->tls_cert)
         return mr_diag_set(d, MR_EDENIED,
-                           "--http: only loopback addresses (127.x.x.x) "
-                           "are served until sign-in and TLS are in place");
+                           "--http: addresses other than loopback "
+                           "(127.x.x.x) need --tls-cert and --tls-key");
+    if (!!cfg->tls_cert != !!cfg->tls_key)
+        return mr_diag_set(d, MR_EUSAGE,
+                           "--tls-cert and --tls-key go together");
+    srv.scheme = cfg->tls_cert ? "https" : "http";
+    if (cfg->tls_cert &&
+        (!(cert = read_pem(cfg->tls_cert, d)) ||
+         !(key = read_pem(cfg->tls_key, d)))) {
+        free(cert);
+        return d->code;
+    }
     /* Open once up front so a bad database fails here, not per request. */
     if (mr_records_open(cfg->db, 0, &probe, d))
-        return d->code;
+        goto fail;
     mr_records_close(probe);
+    if (mr_auth_new(cfg->idle_minutes, cfg->require_mfa, &srv.auth, d))
+        goto fail;
     if (mr_queue_start(cfg->db, &srv.queue, d))
-        return d->code;
+        goto fail;
 
     /* Workers inherit this mask; the main thread takes the signals. */
     sigemptyset(&set);
@@ -517,8 +616,10 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     threads = cfg->threads ? cfg->threads : 4;
     daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-            MHD_ALLOW_SUSPEND_RESUME,
-        0, NULL, NULL, handler, &srv, MHD_OPTION_SOCK_ADDR,
+            MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
+        0, NULL, NULL, handler, &srv, MHD_OPTION_HTTPS_MEM_CERT,
+        cert ? cert : "", MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
+        MHD_OPTION_SOCK_ADDR,
         (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
@@ -527,8 +628,11 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!daemon) {
         mr_queue_stop(srv.queue);
-        return mr_diag_set(d, MR_EIO, "cannot listen on %s",
-                           cfg->http ? cfg->http : "127.0.0.1:8080");
+        mr_diag_set(d, MR_EIO, "cannot listen on %s%s",
+                    cfg->http ? cfg->http : "127.0.0.1:8080",
+                    cert ? " (or the TLS certificate and key do not fit)"
+                         : "");
+        goto fail;
     }
     info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     port = info ? info->port : ntohs(sa.sin_port);
@@ -546,5 +650,15 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     for (i = 0; i < srv.nhandles; i++)
         mr_records_close(srv.handles[i]);
     pthread_mutex_destroy(&srv.lock);
+    mr_auth_free(srv.auth);
+    free(cert);
+    if (key)
+        sodium_memzero(key, strlen(key));
+    free(key);
     return MR_OK;
+fail:
+    mr_auth_free(srv.auth);
+    free(cert);
+    free(key);
+    return d->code;
 }

@@ -24,6 +24,9 @@ struct mr_server_config {
     unsigned threads;   /* worker threads (default: 2 per core) */
     unsigned timeout_s; /* idle/slow client time-out */
     FILE *access_log;   /* JSON Lines; NULL for none */
+    const char *tls_cert, *tls_key; /* PEM files: serve HTTPS */
+    unsigned idle_minutes;          /* session idle time-out (15) */
+    int require_mfa; /* admins and clinicians must use a second factor */
     /* Called once listening, with the actual port (for tests). */
     void (*ready)(void *ctx, unsigned port);
     void *ready_ctx;
@@ -55,6 +58,7 @@ struct mr_http_resp {
     char etag[40];
     char last_modified[40];
     const char *route; /* route template for the access log */
+    char set_cookie[200];
 };
 
 /* Handle one FHIR request (path below /fhir). Fills resp. */

@@ -247,7 +247,7 @@ expect_error 400 "Observation search with a bad date prefix" \
 "$MR_SYNTH" patients 50 --seed 11 --start 20000 >"$T/many.ndjson"
 split -l 1 -d -a 3 --additional-suffix=.json "$T/many.ndjson" "$T/c/"
 (cd "$T/c" && ls ./*.json | xargs -P 50 -I{} \
-    curl -s -o {}.resp -w '%{http_code}\n' -X POST -H "$JSON" \
+    curl -s -o {}.resp -w '%{http_code}\n' -X POST -H "$JSON" -H "$AUTH" \
     --data-binary @{} "$URL/Patient") >"$T/many.status"
 expect_eq "50 parallel creates: 50 answers of 201" "50" \
     "$(grep -c '^201$' "$T/many.status")"

@@ -163,6 +163,15 @@ http_start()
         fail "medrec init: $(head -c 200 "$T/srv$_SRV_N.init")"
         exit 1
     fi
+    # Every request is signed in: an API token with the role the test
+    # asks for (records technicians keep the whole chart). req, post_json
+    # and put_json send it; raw curl calls add -H "$AUTH".
+    TOKEN=$("$MEDREC" token create "test$_SRV_N" --db "$DB" \
+        --role "${HTTP_ROLE:-records-technician}" 2>"$T/srv$_SRV_N.init") || {
+        fail "medrec token create: $(head -c 200 "$T/srv$_SRV_N.init")"
+        exit 1
+    }
+    AUTH="Authorization: Bearer $TOKEN"
     "$MEDREC" serve --db "$DB" --http 127.0.0.1:0 "$@" \
         >"$out" 2>"$T/srv$_SRV_N.err" &
     SRV_PID=$!
@@ -215,8 +224,11 @@ req()
     http://*) url=$path ;;
     *) url=$URL$path ;;
     esac
+    # NOAUTH=1 req ... sends no credentials.
+    local auth=()
+    [ -z "${NOAUTH:-}" ] && [ -n "${AUTH:-}" ] && auth=(-H "$AUTH")
     STATUS=$(curl -s -S -X "$method" -o "$BODY" -D "$HDRS.raw" \
-        -w '%{http_code}' "$@" "$url" 2>"$T/.curlerr")
+        -w '%{http_code}' "${auth[@]}" "$@" "$url" 2>"$T/.curlerr")
     [ -n "$STATUS" ] || STATUS=000
     if [ "$STATUS" = 000 ] && [ -n "$SRV_PID" ] && ! _alive "$SRV_PID"; then
         fail "$method $path: no answer: the server has exited --" \

@@ -46,7 +46,7 @@ ok=$(grep -c '^200$' codes.txt)
 expect_eq "300 requests over 100 parallel connections all answered 200" \
     300 "$ok"
 seq 1 100 | xargs -P 50 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
-    -X POST -H 'Content-Type: application/fhir+json' \
+    -X POST -H 'Content-Type: application/fhir+json' -H "$AUTH" \
     --data '{"resourceType":"Observation","status":"final","code":{"text":"limit test {}"}}' \
     "$URL/Observation" >codes2.txt
 ok=$(grep -c '^201$' codes2.txt)

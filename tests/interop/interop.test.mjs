@@ -81,6 +81,11 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medrec-interop-'));
   const db = path.join(dir, 'interop.db');
   execFileSync(MEDREC, ['init', '--db', db], { stdio: 'ignore' });
+  // A records technician who signs in through /auth/login, as a client
+  // application would; the session token is the client's bearer token.
+  execFileSync(MEDREC, ['user', 'add', 'interop', '--role',
+    'records-technician', '--password-stdin', '--db', db],
+  { input: 'Interop-Passphrase-4217\n', stdio: ['pipe', 'ignore', 'ignore'] });
   server = spawn(MEDREC, ['serve', '--db', db, '--http', '127.0.0.1:0'],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -94,7 +99,17 @@ before(async () => {
     server.once('exit', () => reject(new Error(`server exited: ${stderr}`)));
   });
   assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/fhir$/);
-  client = new Client({ baseUrl: base });
+  const refused = await new Client({ baseUrl: base }).search({
+    resourceType: 'Patient', searchParams: {} }).then(() => null, (e) => e);
+  assert.equal(refused?.response?.status, 401, 'no sign-in, no data');
+  const login = await fetch(base.replace(/\/fhir$/, '/auth/login'), {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'interop',
+      password: 'Interop-Passphrase-4217' }) });
+  assert.equal(login.status, 200, 'sign-in');
+  const { token } = await login.json();
+  assert.match(token, /^mrs_/);
+  client = new Client({ baseUrl: base, bearerToken: token });
 });
 
 after(async () => {

@@ -39,6 +39,8 @@ static void test_strerror_every_code(void **state)
         {MR_ENEWER, "NEWER"},
         {MR_ENOTDB, "NOTDB"},
         {MR_EDENIED, "DENIED"},
+        {MR_EUNAUTH, "UNAUTH"},
+        {MR_ETHROTTLED, "THROTTLED"},
         {MR_EUNSUPPORTED, "UNSUPPORTED"},
         {MR_EUSAGE, "USAGE"},
         {MR_EINTERNAL, "INTERNAL"},

@@ -25,7 +25,7 @@
 
 #define MAX_N 2000
 
-static const struct mr_actor ACTOR = {"fault-tester", "admin", "unit-test"};
+static const struct mr_actor ACTOR = {"fault-tester", NULL, "unit-test", NULL, 1};
 
 struct fx {
     char dir[64];
@@ -65,6 +65,8 @@ static int teardown(void **state)
     snprintf(p, sizeof(p), "%s-wal", f->path);
     unlink(p);
     snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s.audit-key", f->path);
     unlink(p);
     unlink(f->path);
     rmdir(f->dir);

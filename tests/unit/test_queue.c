@@ -17,7 +17,7 @@
 
 #include "records/records.h"
 
-static const struct mr_actor ACTOR = {"queue-test", "system", "unit-test"};
+static const struct mr_actor ACTOR = {"queue-test", NULL, "unit-test", NULL, 1};
 
 #define NJOBS 200
 

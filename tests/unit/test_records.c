@@ -17,7 +17,7 @@
 #include "core/id.h"
 #include "records/records.h"
 
-static const struct mr_actor ACTOR = {"tester", "admin", "unit-test"};
+static const struct mr_actor ACTOR = {"tester", NULL, "unit-test", NULL, 1};
 
 struct fx {
     char dir[64];
@@ -32,6 +32,8 @@ static void rm_db(const char *path)
     snprintf(p, sizeof(p), "%s-wal", path);
     unlink(p);
     snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s.audit-key", path);
     unlink(p);
     unlink(path);
 }
@@ -510,7 +512,7 @@ static void test_delete_read_history_audit(void **state)
     assert_string_equal(a.query, "name=riv");
 
     /* No actor: denied, not audited. */
-    struct mr_actor nobody = {NULL, NULL, NULL};
+    struct mr_actor nobody = {NULL, NULL, NULL, NULL, 0};
     assert_int_equal(mr_records_read(f->r, &nobody, "Patient", id, 0, &res, &d),
                      MR_EDENIED);
     assert_int_equal(audit_count(f->r), n0 + 7);

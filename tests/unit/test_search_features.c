@@ -18,7 +18,7 @@
 #include "fhir/search.h"
 #include "records/records.h"
 
-static const struct mr_actor ACTOR = {"tester", "admin", "unit-test"};
+static const struct mr_actor ACTOR = {"tester", NULL, "unit-test", NULL, 1};
 
 struct fx {
     char dir[64];
@@ -32,6 +32,8 @@ static void rm_db(const char *path)
     snprintf(p, sizeof(p), "%s-wal", path);
     unlink(p);
     snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s.audit-key", path);
     unlink(p);
     unlink(path);
 }
