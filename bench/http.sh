@@ -12,10 +12,11 @@ SYN=${MEDREC_SHARED_DATA:-../shared/data}/fhir/synthea
 COPIES=${MEDREC_BENCH_SYNTHEA_COPIES:-10}
 DUR=${MEDREC_BENCH_SECONDS:-10}
 mkdir -p "$OUT"
+TOKEN=none # the bare server ignores it; medrec's is made below
 command -v wrk >/dev/null || { echo "http.sh: wrk is not installed" >&2; exit 1; }
 [ -d "$SYN" ] || { echo "http.sh: no Synthea bundles at $SYN" >&2; exit 1; }
 
-w() { wrk -t2 -c64 -d"${DUR}s" --latency "$@" |
+w() { wrk -t2 -c64 -d"${DUR}s" --latency -H "Authorization: Bearer $TOKEN" "$@" |
       awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2}
            /Non-2xx/{e=$NF} END{printf "%s req/s, p50 %s, p99 %s%s\n", r, p50, p99, e ? ", non-2xx " e : ""}'; }
 
@@ -28,6 +29,7 @@ kill $BARE
 db="$OUT/http.db"
 rm -f "$db" "$db-wal" "$db-shm"
 $B/medrec init --db "$db" 2>/dev/null
+TOKEN=$($B/medrec token create bench --role records-technician --db "$db")
 $B/medrec serve --db "$db" --http 127.0.0.1:18080 --access-log "" \
     >/dev/null 2>"$OUT/serve.log" & SRV=$!
 sleep 0.5
@@ -45,6 +47,7 @@ while [ $i -lt "$COPIES" ]; do
             -e "s/\"family\": \"\([^\"]*\)\"/\"family\": \"\1$i\"/g" \
             "$f" > "$OUT/b.json"
         code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+            -H "Authorization: Bearer $TOKEN" \
             -H 'Content-Type: application/fhir+json' \
             --data-binary @"$OUT/b.json" "$U")
         [ "$code" = 200 ] || echo "bundle $f copy $i: HTTP $code" >&2
@@ -82,7 +85,8 @@ request = function()
     {["Content-Type"] = "application/fhir+json"}, body)
 end
 LUA
-wrk -t2 -c64 -d"${DUR}s" --latency -s "$OUT/post.lua" "$U" |
+wrk -t2 -c64 -d"${DUR}s" --latency -H "Authorization: Bearer $TOKEN" \
+    -s "$OUT/post.lua" "$U" |
     awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{e=$NF}
          END{printf "%s creates/s, p50 %s, p99 %s%s\n", r, p50, p99, e ? ", non-2xx " e : ""}'
 echo "server RSS at the end: $(ps -o rss= -p $SRV) KiB"

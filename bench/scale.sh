@@ -46,10 +46,11 @@ fi
 rm -rf "$OUT/scale-tmp"
 echo "patients: $(sqlite3 "$db" "SELECT count(*) FROM resource WHERE type='Patient'"), resources: $(sqlite3 "$db" "SELECT count(*) FROM resource"), database: $(du -m "$db" | cut -f1) MiB"
 
-w() { wrk -t2 -c64 -d"${DUR}s" --latency "$@" |
+w() { wrk -t2 -c64 -d"${DUR}s" --latency -H "Authorization: Bearer $TOKEN" "$@" |
       awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2}
            /Non-2xx/{e=$NF} END{printf "%s req/s, p50 %s, p99 %s%s\n", r, p50, p99, e ? ", non-2xx " e : ""}'; }
 
+TOKEN=$($B/medrec token create "bench-$$" --role records-technician --db "$db")
 $B/medrec serve --db "$db" --http 127.0.0.1:18081 --access-log "" \
     >/dev/null 2>"$OUT/scale-serve.log" & SRV=$!
 trap 'kill $SRV 2>/dev/null' EXIT
@@ -62,7 +63,7 @@ echo
 echo "== GET /fhir/Patient/{id}, audited =="
 w "$U/Patient/$P"
 echo
-echo "== GET /fhir/Observation?patient=X&code=Y ($(curl -s "$U/Observation?patient=$P&code=http://loinc.org|8302-2&_summary=count" | jq .total) matches) =="
+echo "== GET /fhir/Observation?patient=X&code=Y ($(curl -s -H "Authorization: Bearer $TOKEN" "$U/Observation?patient=$P&code=http://loinc.org|8302-2&_summary=count" | jq .total) matches) =="
 w "$U/Observation?patient=$P&code=http://loinc.org|8302-2"
 echo
 echo "== GET /fhir/Observation?code=Y&_count=20 (one code across all patients) =="

@@ -42,6 +42,20 @@ if [ -d "$SYN" ]; then
     $BIN import "$SYN"/*.json | tail -1
 fi
 
+# Sign-in: a records technician with a fresh random password, an
+# auditor, and an API token for curl. (Synthetic accounts; the demo
+# database is not for real use.)
+PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
+say "$BIN user add tech --role records-technician --password-stdin"
+echo "$PW" | $BIN user add tech --role records-technician --password-stdin
+echo "$PW" | $BIN user add auditor --role auditor --password-stdin
+run $BIN user list
+say "$BIN token create demo-curl --role records-technician --expires 1d"
+TOKEN=$($BIN token create demo-curl --role records-technician --expires 1d)
+echo "$TOKEN"
+echo "$PW" > "$DEMO_DIR/login.txt"
+chmod 600 "$DEMO_DIR/login.txt"
+
 PORT=${MEDREC_DEMO_PORT:-8080}
 cat <<MSG
 
@@ -51,12 +65,14 @@ Try, in another terminal:
   export MEDREC_DB=$DB
   $BIN patient search --name mu --gender female --count 5
   $BIN patient show $MRN --json
-  curl -s http://127.0.0.1:$PORT/fhir/Patient?name=rivera
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PORT/fhir/Patient?name=rivera
   curl -s http://127.0.0.1:$PORT/fhir/metadata | head -c 300
-Sign-in arrives with the security work; until then the server answers on
-loopback only, as the local service user, and audits every access.
+  curl -s -X POST -d '{"username":"tech","password":"$PW"}' http://127.0.0.1:$PORT/auth/login
+
+Login: user "tech", password "$PW" (also in $DEMO_DIR/login.txt);
+user "auditor" has the same password. Every access is audited.
 MSG
 [ -n "${MEDREC_DEMO_NO_SERVE:-}" ] && exit 0
 echo
-echo "Starting the FHIR server (Ctrl-C stops it):"
+echo "Starting the FHIR server at http://127.0.0.1:$PORT/fhir (login: tech / $PW; Ctrl-C stops it):"
 exec $BIN serve --db "$DB" --http "127.0.0.1:$PORT" --access-log "$DEMO_DIR/access.log"

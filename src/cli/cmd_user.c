@@ -147,8 +147,7 @@ int cmd_user(int argc, char **argv)
             break;
         default:
             if (!cli_common_option(&c, opt, optarg))
-                return cli_usage("user", "unknown option %s",
-                                 argv[optind - 1]);
+                return cli_usage("user", "unknown option %s", argv[optind - 1]);
         }
     }
     if (optind >= argc)
@@ -156,8 +155,8 @@ int cmd_user(int argc, char **argv)
                                  "lock, unlock or mfa");
     verb = argv[optind++];
     if (!strcmp(verb, "mfa")) {
-        if (optind + 2 != argc || (strcmp(argv[optind], "enable") &&
-                                   strcmp(argv[optind], "disable")))
+        if (optind + 2 != argc ||
+            (strcmp(argv[optind], "enable") && strcmp(argv[optind], "disable")))
             return cli_usage("user", "mfa enable NAME or mfa disable NAME");
         verb = !strcmp(argv[optind], "enable") ? "mfa-on" : "mfa-off";
         name = argv[optind + 1];
@@ -201,8 +200,8 @@ int cmd_user(int argc, char **argv)
         err = mr_records_user_change(r, &c.actor, name, "role", role,
                                      strlen(role), NULL, &d);
     else
-        err = mr_records_user_change(r, &c.actor, name, verb, NULL, 0, &uri,
-                                     &d);
+        err =
+            mr_records_user_change(r, &c.actor, name, verb, NULL, 0, &uri, &d);
     sodium_memzero(pw, sizeof(pw));
     if (err) {
         rc = cli_fail(&d);

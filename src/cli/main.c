@@ -97,8 +97,8 @@ struct mr_records *cli_open(struct cli *c, int create)
      * Otherwise the command line has the rights of whoever can open the
      * database file, which no policy can take away; it is still named
      * on every audit entry. */
-    if (mr_records_user_role(r, c->user, c->role, sizeof(c->role),
-                             c->patient, sizeof(c->patient), &d) == MR_OK) {
+    if (mr_records_user_role(r, c->user, c->role, sizeof(c->role), c->patient,
+                             sizeof(c->patient), &d) == MR_OK) {
         c->actor.role = c->role;
         c->actor.patient = c->patient[0] ? c->patient : NULL;
     }

@@ -69,8 +69,8 @@ static int sp_cmp(const char *resource, const char *code,
 /* Parameters every resource has (R4 Resource: _tag, _security), which the
  * generated table leaves out: the access policy filters on them. Keys are
  * FNV-1a of "Resource._tag" and "Resource._security", as generated ones. */
-static const struct mr_sp_path p_tag[] = {{"meta.tag", "Coding", NULL, NULL,
-                                           NULL}};
+static const struct mr_sp_path p_tag[] = {
+    {"meta.tag", "Coding", NULL, NULL, NULL}};
 static const struct mr_sp_path p_security[] = {
     {"meta.security", "Coding", NULL, NULL, NULL}};
 const struct mr_search_param mr_common_params[] = {

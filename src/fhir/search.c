@@ -998,8 +998,9 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
         return add_special(q, name, MR_Q_ID, value, d);
     if (strcmp(base, "_lastUpdated") == 0 && !modstr)
         return add_special(q, name, MR_Q_LASTUPDATED, value, d);
-    /* _has, _text, _content, _list ... are not supported: reported. */
-    if (base[0] == '_')
+    /* _has, _text, _content, _list ... are not supported: reported.
+     * _tag and _security are (mr_common_params). */
+    if (base[0] == '_' && strcmp(base, "_tag") && strcmp(base, "_security"))
         return add_unknown(q, name, d);
 
     sp = mr_search_param_find(q->type, base);

@@ -288,16 +288,26 @@ static enum mr_err user_put(struct mr_records *r, const char *name, json_t *u,
     return err;
 }
 
-/* Run fn inside a write transaction with an audit entry; the entry
- * records the outcome whether or not fn succeeded. */
-static enum mr_err audited(struct mr_records *r, const struct mr_actor *a,
-                           const char *action, const char *detail,
-                           const char *patient, enum mr_err err,
-                           struct mr_diag *d)
+/* Finish a change begun with mr__tx_begin: its audit entry records the
+ * outcome; a failed change is undone first unless keep (a failed sign-in
+ * keeps its count of failures). */
+static enum mr_err audited_keep(struct mr_records *r, const struct mr_actor *a,
+                                const char *action, const char *detail,
+                                const char *patient, enum mr_err err, int keep,
+                                struct mr_diag *d)
 {
     struct mr_diag ad;
     enum mr_err e2;
 
+    if (keep && err) {
+        e2 = mr__audit(r, a, action, err, NULL, NULL, patient, NULL, detail,
+                       &ad);
+        if (!e2)
+            e2 = mr__tx_commit(r, &ad);
+        if (e2)
+            mr__tx_rollback(r);
+        return err;
+    }
     if (err)
         mr__tx_rollback(r);
     if (err && (e2 = mr__tx_begin(r, &ad))) {
@@ -315,6 +325,14 @@ static enum mr_err audited(struct mr_records *r, const struct mr_actor *a,
     return err;
 }
 
+static enum mr_err audited(struct mr_records *r, const struct mr_actor *a,
+                           const char *action, const char *detail,
+                           const char *patient, enum mr_err err,
+                           struct mr_diag *d)
+{
+    return audited_keep(r, a, action, detail, patient, err, 0, d);
+}
+
 enum mr_err mr_records_user_add(struct mr_records *r, const struct mr_actor *a,
                                 const char *name, const char *role,
                                 const char *pw, size_t pwlen,
@@ -325,8 +343,7 @@ enum mr_err mr_records_user_add(struct mr_records *r, const struct mr_actor *a,
     char detail[160];
     enum mr_err err;
 
-    snprintf(detail, sizeof(detail), "user %s role %s", name,
-             role ? role : "");
+    snprintf(detail, sizeof(detail), "user %s role %s", name, role ? role : "");
     if ((err = mr__authorize_priv(r, a, MR_PRIV_MANAGE_USERS, d))) {
         if (!mr__tx_begin(r, d))
             return audited(r, a, "user-add", detail, NULL, err, d);
@@ -415,8 +432,7 @@ enum mr_err mr_records_user_change(struct mr_records *r,
         uint8_t key[MR_TOTP_KEY_LEN];
         char b32[MR_BASE32_LEN(MR_TOTP_KEY_LEN) + 1];
         mr_totp_secret_new(key);
-        if ((err = mr_totp_base32_encode(key, sizeof(key), b32,
-                                         sizeof(b32))) ||
+        if ((err = mr_totp_base32_encode(key, sizeof(key), b32, sizeof(b32))) ||
             (uri && (err = mr_totp_uri(name, key, sizeof(key), uri)))) {
             mr_diag_set(d, err, "mfa: %s", mr_strerror(err));
             goto fail;
@@ -472,8 +488,7 @@ static int list_cb(void *ctx, const char *name, int64_t version,
     return rc;
 }
 
-enum mr_err mr_records_user_list(struct mr_records *r,
-                                 const struct mr_actor *a,
+enum mr_err mr_records_user_list(struct mr_records *r, const struct mr_actor *a,
                                  int (*cb)(void *ctx,
                                            const struct mr_user_info *u),
                                  void *ctx, struct mr_diag *d)
@@ -612,10 +627,14 @@ enum mr_err mr_records_login(struct mr_records *r, const char *source,
                                 json_integer(now + minutes * 60000));
         }
         err = user_put(r, name, u, ver, "sign-in", d);
-        if (!err)
-            err = mr_diag_set(d, MR_EDENIED,
-                              "invalid username, password or code");
-        goto done;
+        if (err) {
+            json_decref(u);
+            mr__tx_rollback(r);
+            return err;
+        }
+        json_decref(u);
+        err = mr_diag_set(d, MR_EDENIED, "invalid username, password or code");
+        return audited_keep(r, &who, "login", NULL, NULL, err, 1, d);
     }
     if (require_mfa && !json_is_true(json_object_get(u, "mfa")) && role &&
         (!strcmp(role, "admin") || !strcmp(role, "clinician"))) {
@@ -689,8 +708,8 @@ enum mr_err mr_records_token_create(struct mr_records *r,
         /* The hash names the document; the name finds it for revoking. */
         err = mr_store_sec_put(r->st, "token", hex, text, -1, a->user, d);
         if (!err)
-            err = mr_store_sec_put(r->st, "token-name", name, hex, 0, a->user,
-                                   d);
+            err =
+                mr_store_sec_put(r->st, "token-name", name, hex, 0, a->user, d);
     }
     free(text);
     if (err)
@@ -753,10 +772,8 @@ enum mr_err mr_records_token_check(struct mr_records *r, const char *token,
     if (!err)
         t = json_loadb(doc.ptr, doc.len, 0, NULL);
     mr_buf_release(&doc);
-    if (err || !t ||
-        json_is_true(json_object_get(t, "revoked")) ||
-        json_integer_value(json_object_get(t, "expires")) <=
-            mr_time_now_ms()) {
+    if (err || !t || json_is_true(json_object_get(t, "revoked")) ||
+        json_integer_value(json_object_get(t, "expires")) <= mr_time_now_ms()) {
         json_decref(t);
         mr_diag_clear(d);
         return mr_diag_set(d, MR_EDENIED, "invalid, expired or revoked token");
@@ -838,8 +855,7 @@ enum mr_err mr_records_policy_get(struct mr_records *r,
         def = mr_policy_default_json(&len);
         err = mr_buf_add(out, def, len);
     }
-    return mr__finish_read(r, a, "policy-read", err, NULL, NULL, NULL, NULL,
-                           d);
+    return mr__finish_read(r, a, "policy-read", err, NULL, NULL, NULL, NULL, d);
 }
 
 enum mr_err mr_records_policy_set(struct mr_records *r,
@@ -858,8 +874,8 @@ enum mr_err mr_records_policy_set(struct mr_records *r,
     if ((err = mr_policy_load(json, len, &p, d)))
         return err;
     if (!(err = mr_buf_add(&text, json, len)) && !(err = mr__tx_begin(r, d)))
-        err = mr_store_sec_put(r->st, "policy", "current", text.ptr, 0,
-                               a->user, d);
+        err = mr_store_sec_put(r->st, "policy", "current", text.ptr, 0, a->user,
+                               d);
     else if (err)
         mr_diag_set(d, err, "policy: %s", mr_strerror(err));
     mr_buf_release(&text);
@@ -912,8 +928,7 @@ int mr__filter_cb(void *ctx, const struct mr_version *m, const char *json,
     if (m->deleted || !json || !len)
         return f->cb(f->ctx, m, json, len);
     mr_diag_clear(&d);
-    err = mr__visible(f->r, f->a, m->type, m->id, json, len, &f->red, &em,
-                      &d);
+    err = mr__visible(f->r, f->a, m->type, m->id, json, len, &f->red, &em, &d);
     if (err == MR_EDENIED || err == MR_ENOTFOUND) {
         f->skipped++;
         return 0;

@@ -626,8 +626,8 @@ static enum mr_err hidden_elements_set(struct mr_records *r,
     {
         if (mr_policy_element_hidden(r->policy, a->role, type, k))
             return mr_diag_set(d, MR_EDENIED,
-                               "%s.%s: a %s may not set this element", type,
-                               k, a->role);
+                               "%s.%s: a %s may not set this element", type, k,
+                               a->role);
     }
     return MR_OK;
 }
@@ -1049,15 +1049,13 @@ enum mr_err mr__finish_read(struct mr_records *r, const struct mr_actor *a,
         /* Group commit: the entry is committed by the queue before the
          * answer is released. */
         mr_store_rollback(r->st);
-        err = defer_audit(r, a, action, rerr, type, id, patient, query,
-                          detail);
+        err = defer_audit(r, a, action, rerr, type, id, patient, query, detail);
         r->emergency[0] = '\0';
         if (err)
             return mr_diag_set(d, err, "audit: %s", mr_strerror(err));
         return rerr;
     }
-    err = mr__audit(r, a, action, rerr, type, id, patient, query, detail,
-                    &ad);
+    err = mr__audit(r, a, action, rerr, type, id, patient, query, detail, &ad);
     r->emergency[0] = '\0';
     if (!err)
         err = mr__tx_commit(r, &ad);
@@ -1105,8 +1103,8 @@ static enum mr_err visible_result(struct mr_records *r,
     struct mr_emergency em;
     enum mr_err err;
 
-    err = mr__visible(r, a, type, id, res->json.ptr, res->json.len, &red, &em,
-                      d);
+    err =
+        mr__visible(r, a, type, id, res->json.ptr, res->json.len, &red, &em, d);
     if (!err && red.len) {
         mr_buf_reset(&res->json);
         err = mr_buf_add(&res->json, red.ptr, red.len);

@@ -270,7 +270,8 @@ enum mr_err mr_records_history_all(struct mr_records *r,
                            type ? type : "Resource", id);
     if (type && (err = mr__authorize(r, a, MR_ACT_HISTORY, type, d)))
         return mr__denied(r, a, "history", type, id, d);
-    if (!type && a->role && (err = mr__authorize(r, a, MR_ACT_HISTORY, NULL, d)))
+    if (!type && a->role &&
+        (err = mr__authorize(r, a, MR_ACT_HISTORY, NULL, d)))
         return mr__denied(r, a, "history", NULL, NULL, d);
     if (strlen(p) > 4096)
         return mr_diag_set(d, MR_ETOOBIG, "history query too long");
@@ -394,8 +395,8 @@ enum mr_err mr_records_everything(struct mr_records *r,
     /* The Patient must be visible; then each resource of the chart is
      * passed on only if the actor may read its type and see it. */
     if (!err)
-        err = mr__visible(r, a, "Patient", id, json.ptr, json.len, NULL, NULL,
-                          d);
+        err =
+            mr__visible(r, a, "Patient", id, json.ptr, json.len, NULL, NULL, d);
     if (!err) {
         int rc = mr__filter_cb(&f, &meta, json.ptr, json.len);
         if (rc)

@@ -4,9 +4,9 @@
  * service, remembered for a short while), and the /auth endpoints. The
  * password rules, lockout and audit are the records service's.
  */
+#include "server/auth.h"
 #include "core/time.h"
 #include "security/token.h"
-#include "server/auth.h"
 #include "server/errmap.h"
 
 #include <jansson.h>
@@ -105,8 +105,8 @@ static enum mr_err check(struct mr_auth *a, const char *t,
     pthread_mutex_lock(&a->lock);
     if (!strncmp(t, MR_TOKEN_PREFIX_SESSION, 4)) {
         e = find(a->sessions, MAX_SESSIONS, hash);
-        if (e && (now - e->seen > a->idle_ms ||
-                  now - e->created > SESSION_MAX_MS)) {
+        if (e &&
+            (now - e->seen > a->idle_ms || now - e->created > SESSION_MAX_MS)) {
             memset(e, 0, sizeof(*e));
             pthread_mutex_unlock(&a->lock);
             return mr_diag_set(d, MR_EUNAUTH,
@@ -172,7 +172,8 @@ enum mr_err mr_auth_check(struct mr_auth *a, const struct mr_http_req *req,
     return err;
 }
 
-static enum mr_err session_new(struct mr_auth *a, const struct mr_principal *who,
+static enum mr_err session_new(struct mr_auth *a,
+                               const struct mr_principal *who,
                                char token[MR_TOKEN_MAX], struct mr_diag *d)
 {
     int64_t now = mr_time_now_ms();
@@ -259,10 +260,9 @@ static void login(struct mr_auth *a, const struct mr_http_req *req,
     }
     pw = json_string_value(json_object_get(o, "password"));
     if (mr_records_login(req->records, req->actor.source,
-                         json_string_value(json_object_get(o, "username")),
-                         pw, pw ? json_string_length(json_object_get(o,
-                                                                     "password"))
-                                : 0,
+                         json_string_value(json_object_get(o, "username")), pw,
+                         pw ? json_string_length(json_object_get(o, "password"))
+                            : 0,
                          json_string_value(json_object_get(o, "code")),
                          a->require_mfa, &who, &d) ||
         session_new(a, &who, token, &d)) {
@@ -277,8 +277,8 @@ static void login(struct mr_auth *a, const struct mr_http_req *req,
     json_answer(resp, 200,
                 json_pack("{s:s,s:s,s:s,s:s?,s:I}", "token", token, "user",
                           who.user, "role", who.role, "patient",
-                          who.patient[0] ? who.patient : NULL,
-                          "idle_timeout_s", (json_int_t)(a->idle_ms / 1000)));
+                          who.patient[0] ? who.patient : NULL, "idle_timeout_s",
+                          (json_int_t)(a->idle_ms / 1000)));
     sodium_memzero(token, sizeof(token));
 }
 
@@ -327,9 +327,9 @@ static void break_glass(const struct mr_http_req *req,
     snprintf(patient, sizeof(patient), "%s",
              json_string_value(json_object_get(o, "patient")));
     json_decref(o);
-    json_answer(resp, 200,
-                json_pack("{s:s,s:I}", "patient", patient, "until",
-                          (json_int_t)until));
+    json_answer(
+        resp, 200,
+        json_pack("{s:s,s:I}", "patient", patient, "until", (json_int_t)until));
 }
 
 void mr_auth_handle(struct mr_auth *a, const struct mr_http_req *req,
@@ -354,9 +354,9 @@ void mr_auth_handle(struct mr_auth *a, const struct mr_http_req *req,
     } else if (!strcmp(p, "/whoami") && !strcmp(req->method, "GET")) {
         resp->route = "/auth/whoami";
         json_answer(resp, 200,
-                    json_pack("{s:s,s:s,s:s?}", "user", req->actor.user,
-                              "role", req->actor.role ? req->actor.role : "",
-                              "patient", req->actor.patient));
+                    json_pack("{s:s,s:s,s:s?}", "user", req->actor.user, "role",
+                              req->actor.role ? req->actor.role : "", "patient",
+                              req->actor.patient));
     } else {
         struct mr_diag d;
         mr_diag_set(&d, MR_ENOTFOUND, "no such endpoint");

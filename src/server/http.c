@@ -14,12 +14,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sodium.h>
-#include <stdio.h>
 #include <zlib.h>
 
 #include "server/auth.h"
@@ -59,7 +59,7 @@ struct request {
     char authorization[256], cookie[1024];
     struct mr_principal who; /* the signed-in user or token */
     char source[64];         /* client address */
-    int gzip; /* the client accepts gzip */
+    int gzip;                /* the client accepts gzip */
     char if_none_exist[2048];
     struct mr_audit_batch audit;
     struct mr_job job;
@@ -463,8 +463,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     rq->req.records = records;
     /* Everyone is signed in, except for signing in and the
      * CapabilityStatement (public, as SMART clients expect). */
-    signed_in = mr_auth_check(srv->auth, &rq->req, records, &rq->who, &d) ==
-                MR_OK;
+    signed_in =
+        mr_auth_check(srv->auth, &rq->req, records, &rq->who, &d) == MR_OK;
     if (signed_in) {
         rq->req.actor.user = rq->who.user;
         rq->req.actor.role = rq->who.role;
@@ -591,9 +591,8 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         return mr_diag_set(d, MR_EUSAGE,
                            "--tls-cert and --tls-key go together");
     srv.scheme = cfg->tls_cert ? "https" : "http";
-    if (cfg->tls_cert &&
-        (!(cert = read_pem(cfg->tls_cert, d)) ||
-         !(key = read_pem(cfg->tls_key, d)))) {
+    if (cfg->tls_cert && (!(cert = read_pem(cfg->tls_cert, d)) ||
+                          !(key = read_pem(cfg->tls_key, d)))) {
         free(cert);
         return d->code;
     }
@@ -619,9 +618,8 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
             MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
         0, NULL, NULL, handler, &srv, MHD_OPTION_HTTPS_MEM_CERT,
         cert ? cert : "", MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
-        MHD_OPTION_SOCK_ADDR,
-        (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MR_HTTP_MAX_HEADER,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
@@ -630,8 +628,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         mr_queue_stop(srv.queue);
         mr_diag_set(d, MR_EIO, "cannot listen on %s%s",
                     cfg->http ? cfg->http : "127.0.0.1:8080",
-                    cert ? " (or the TLS certificate and key do not fit)"
-                         : "");
+                    cert ? " (or the TLS certificate and key do not fit)" : "");
         goto fail;
     }
     info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
