@@ -968,6 +968,18 @@ enum mr_err mr_query_add(struct mr_query *q, const char *name,
             q->page_before = cur;
         return MR_OK;
     }
+    if (strcmp(base, "_total") == 0 && !modstr) {
+        if (!strcmp(value, "none"))
+            q->total_mode = MR_TOTAL_NONE;
+        else if (!strcmp(value, "accurate"))
+            q->total_mode = MR_TOTAL_ACCURATE;
+        else if (!strcmp(value, "estimate"))
+            q->total_mode = MR_TOTAL_BOUNDED;
+        else
+            return mr_diag_set(d, MR_EINVALID,
+                               "_total: none, estimate or accurate");
+        return MR_OK;
+    }
     if (strcmp(base, "_summary") == 0 && !modstr) {
         if (strcmp(value, "count") == 0) {
             q->summary_count = 1;

@@ -95,6 +95,12 @@ struct mr_q_include {
 #define MR_QUERY_MAX_ELEMENTS 64
 
 #define MR_QUERY_MAX_COUNT 1000
+/* Matches counted by default for Bundle.total; past this the total is
+ * left out unless _total=accurate asks for the full count. */
+#define MR_QUERY_TOTAL_CAP 10000
+enum { MR_TOTAL_BOUNDED, MR_TOTAL_NONE, MR_TOTAL_ACCURATE };
+/* *total when it was not counted. */
+#define MR_TOTAL_UNKNOWN (-1)
 #define MR_QUERY_DEFAULT_COUNT 50
 
 /* A search: clauses are ANDed. Everything lives in `arena`. */
@@ -118,6 +124,9 @@ struct mr_query {
     int64_t page_after, page_before;
     struct mr_q_page *page; /* filled by the store when not NULL */
     int summary_count; /* _summary=count */
+    /* _total: MR_TOTAL_BOUNDED (default: counted up to MR_QUERY_TOTAL_CAP,
+     * else left out), MR_TOTAL_NONE, MR_TOTAL_ACCURATE. */
+    int total_mode;
     /* Parameters that are not known for `type` (ignored, reported). */
     const char **unknown;
     size_t nunknown;

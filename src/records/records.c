@@ -366,6 +366,11 @@ static enum mr_err check_refs(struct mr_records *r, const json_t *v,
                                        "reference",
                                        path->ptr, ref);
                 err = mr_store_read(r->st, type, id, 0, NULL, NULL, &ld);
+                /* A resource may refer to itself (a document's
+                 * relatesTo, say): it exists once written. */
+                if (err == MR_ENOTFOUND && r->self_ref[0] &&
+                    !strcmp(type, r->self_type) && !strcmp(id, r->self_id))
+                    err = MR_OK;
                 if (err == MR_ENOTFOUND && r->ref_planned &&
                     r->ref_planned(r->ref_ctx, ref))
                     err = MR_OK;
@@ -387,7 +392,8 @@ static enum mr_err check_refs(struct mr_records *r, const json_t *v,
 }
 
 static enum mr_err check_references(struct mr_records *r, const char *type,
-                                    const json_t *root, struct mr_diag *d)
+                                    const json_t *root, const char *self_id,
+                                    struct mr_diag *d)
 {
     struct mr_buf path = MR_BUF_INIT(4096);
     enum mr_err err;
@@ -397,9 +403,13 @@ static enum mr_err check_references(struct mr_records *r, const char *type,
     if (!strcmp(type, "Bundle"))
         return MR_OK;
     err = mr_buf_adds(&path, type);
+    snprintf(r->self_type, sizeof(r->self_type), "%s", type);
+    snprintf(r->self_id, sizeof(r->self_id), "%s", self_id ? self_id : "");
+    r->self_ref[0] = r->self_id[0] ? 1 : 0;
 
     if (!err)
         err = check_refs(r, root, &path, 0, d);
+    r->self_ref[0] = 0;
     mr_buf_release(&path);
     return err;
 }
@@ -708,7 +718,7 @@ enum mr_err mr_records_create(struct mr_records *r, const struct mr_actor *a,
         json_object_set_new(extra, "identifier",
                             identifiers_with_mrn(root, mrn));
     }
-    err = check_references(r, type, root, d);
+    err = check_references(r, type, root, NULL, d);
     if (err)
         goto fail;
     err = prepare_version(r, type, json, len, root, id, 1, now, extra, d);
@@ -862,7 +872,7 @@ enum mr_err mr_records_put(struct mr_records *r, const struct mr_actor *a,
             json_object_set_new(extra, "identifier",
                                 identifiers_with_mrn(root, mrn));
     }
-    err = check_references(r, type, root, d);
+    err = check_references(r, type, root, id, d);
     if (err)
         goto fail;
     err = prepare_version(r, type, json, len, root, id, cur.version + 1, now,
@@ -1830,6 +1840,10 @@ static enum mr_err plan_entry(const json_t *e, size_t i, struct plan *p,
     p->resource = json_object_get(e, "resource");
     p->method = json_string_value(json_object_get(rq, "method"));
     url = json_string_value(json_object_get(rq, "url"));
+    /* "/Patient/1" is how some clients (and HL7's own examples) write
+     * the url relative to the base. */
+    if (url && url[0] == '/')
+        url++;
     p->url = url;
     p->full_url = json_string_value(json_object_get(e, "fullUrl"));
     p->if_none_exist = json_string_value(json_object_get(rq, "ifNoneExist"));

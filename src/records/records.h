@@ -123,6 +123,9 @@ enum mr_search_flags {
     /* Ignore unknown parameters (listed in info->ignored) instead of
      * refusing the search: the client's Prefer: handling=lenient. */
     MR_SEARCH_LENIENT = 1,
+    /* Count every match for info->total (else past MR_QUERY_TOTAL_CAP the
+     * total is MR_TOTAL_UNKNOWN unless the query asks _total=accurate). */
+    MR_SEARCH_EXACT_TOTAL = 2,
 };
 
 /* What a search found, besides its resources. */

@@ -30,6 +30,9 @@ struct mr_records {
     json_t *preparsed;
     struct mr_policy *policy; /* the access policy in force */
     char emergency[600]; /* detail for the next read's audit entry */
+    /* The resource whose references are being checked (it may refer to
+     * itself). */
+    char self_ref[1], self_type[64], self_id[80];
 };
 
 /* A callback wrapper that passes on only what the actor may see (of the

@@ -162,6 +162,8 @@ enum mr_err mr_records_search_ex(struct mr_records *r, const struct mr_actor *a,
         snprintf(out.ignored + used, sizeof(out.ignored) - used, "%s%s",
                  i ? ", " : "", q.unknown[i]);
     }
+    if (flags & MR_SEARCH_EXACT_TOTAL)
+        q.total_mode = MR_TOTAL_ACCURATE;
     /* What the actor may not see is not matched (nor counted). */
     if ((err = mr__restrict_query(r, a, &q, d))) {
         mr_query_release(&q);
@@ -205,7 +207,8 @@ enum mr_err mr_records_search(struct mr_records *r, const struct mr_actor *a,
     struct mr_search_info info;
     enum mr_err err;
 
-    err = mr_records_search_ex(r, a, type, query, 0, cb, NULL, ctx, &info, d);
+    err = mr_records_search_ex(r, a, type, query, MR_SEARCH_EXACT_TOTAL, cb,
+                               NULL, ctx, &info, d);
     if (!err && total)
         *total = info.total;
     return err;

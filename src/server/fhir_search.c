@@ -131,11 +131,17 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
         goto done;
     }
     strip_offset(query, &rest);
-    err = mr_buf_addf(&resp->body,
-                      "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
-                      "\"total\":%lld,\"link\":[{\"relation\":\"self\","
-                      "\"url\":\"%s/%s?%s\"}",
-                      (long long)total, req->base, type, query);
+    /* Bundle.total is left out when it was not counted (more than
+     * MR_QUERY_TOTAL_CAP matches without _total=accurate). */
+    err = mr_buf_adds(&resp->body,
+                      "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",");
+    if (!err && total >= 0)
+        err = mr_buf_addf(&resp->body, "\"total\":%lld,", (long long)total);
+    if (!err)
+        err = mr_buf_addf(&resp->body,
+                          "\"link\":[{\"relation\":\"self\",\"url\":\"%s/%s?"
+                          "%s\"}",
+                          req->base, type, query);
     if (!err && !info.summary_count && info.keyset) {
         /* Creation order: cursors, which stay put while data changes. */
         if (info.page.more_after && info.page.last)
@@ -151,7 +157,8 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
                               req->base, type, rest.ptr, rest.len ? "&" : "",
                               (long long)info.page.first);
     } else if (!err && !info.summary_count) {
-        if (count > 0 && offset + count < total)
+        if (count > 0 &&
+            (total >= 0 ? offset + count < total : info.page.more_after))
             err = mr_buf_addf(&resp->body,
                               ",{\"relation\":\"next\",\"url\":\"%s/%s?%s%s"
                               "_offset=%ld\"}",
