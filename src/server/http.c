@@ -273,6 +273,16 @@ static enum MHD_Result send_resp(struct server *srv,
     if (resp->status == 401)
         MHD_add_response_header(r, "WWW-Authenticate",
                                 "Bearer realm=\"medrec\"");
+    if (resp->web) {
+        /* No inline script, nothing from elsewhere, no framing. */
+        MHD_add_response_header(
+            r, "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+        MHD_add_response_header(r, "X-Frame-Options", "DENY");
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    }
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     ret = MHD_queue_response(conn, resp->status, r);
@@ -401,9 +411,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         error_resp(&rq->resp, MR_ETOOBIG, d.msg);
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
-    if (!strncmp(url, "/auth/", 6) && strlen(url) < sizeof(rq->path))
+    if (!strncmp(url, "/auth/", 6) && strlen(url) < sizeof(rq->path)) {
         auth = 1;
-    else if (strncmp(url, "/fhir", 5) != 0 ||
+    } else if (strncmp(url, "/fhir", 5) != 0 && strlen(url) < 256) {
+        rq->resp.route = "/web";
+        mr_web_handle(method, url, &rq->resp);
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
+    } else if (strncmp(url, "/fhir", 5) != 0 ||
              (url[5] != '/' && url[5] != '\0') ||
              strlen(url) >= sizeof(rq->path) + 5) {
         rq->resp.route = "-";

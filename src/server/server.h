@@ -59,7 +59,14 @@ struct mr_http_resp {
     char last_modified[40];
     const char *route; /* route template for the access log */
     char set_cookie[200];
+    int web; /* a page of the web UI: send the browser security headers */
 };
+
+/* The web UI's static assets (compiled into the program): GET path ->
+ * resp (status, body, content_type, web). Needs no sign-in: the assets
+ * hold no health data; the page signs in through /auth. */
+void mr_web_handle(const char *method, const char *path,
+                   struct mr_http_resp *resp);
 
 /* Handle one FHIR request (path below /fhir). Fills resp. */
 void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp);
