@@ -560,6 +560,8 @@ enum mr_err mr_records_login(struct mr_records *r, const char *source,
     enum mr_err err;
     int ok, failures;
 
+    char rolebuf[40];
+
     memset(out, 0, sizeof(*out));
     if (!name || !name_ok(name) || !pw) {
         if (mr_password_verify(dummy_hash(), "x", 1))
@@ -582,7 +584,12 @@ enum mr_err mr_records_login(struct mr_records *r, const char *source,
         mr__tx_rollback(r);
         return err;
     }
-    role = json_string_value(json_object_get(u, "role"));
+    /* A copy: the audit entry is written after u is released. */
+    snprintf(rolebuf, sizeof(rolebuf), "%s",
+             json_string_value(json_object_get(u, "role"))
+                 ? json_string_value(json_object_get(u, "role"))
+                 : "");
+    role = rolebuf[0] ? rolebuf : NULL;
     who.role = role;
     if (json_is_true(json_object_get(u, "locked"))) {
         err = mr_diag_set(d, MR_EDENIED,

@@ -355,4 +355,91 @@ enum mr_err mr_records_policy_set(struct mr_records *r,
                                   const struct mr_actor *a, const char *json,
                                   size_t len, struct mr_diag *d) MR_WUR;
 
+/* ---- the audit trail and disclosures (audit.c; docs/audit.md) ---- */
+
+/*
+ * Who looked at this chart: the audit entries matching f, oldest first.
+ * f->patient may be an MRN (resolved with mr_records_patient_by_mrn,
+ * itself an audited read) or "Patient/id" (taken as it is). Needs search
+ * rights on AuditEvent. The search is audited ("audit-search", the filter
+ * as its query) after the entries are read and before this returns: cb
+ * sees them first, so an adapter that may show nothing unaudited keeps
+ * them until this returns MR_OK.
+ */
+enum mr_err mr_records_audit_search(struct mr_records *r,
+                                    const struct mr_actor *a,
+                                    const struct mr_audit_filter *f,
+                                    mr_audit_cb cb, void *ctx,
+                                    struct mr_diag *d) MR_WUR;
+
+/* What mr_records_audit_verify found. */
+struct mr_audit_report {
+    int64_t entries, checkpoints, keys;
+    int64_t last_seq;   /* the last entry, 0 if none */
+    int64_t signed_seq; /* the last entry a valid checkpoint covers; 0 */
+    int64_t signed_ts;  /* that checkpoint's time (UTC ms) */
+    char signed_hash[2 * MR_AUDIT_HASH_BYTES + 1]; /* hex */
+    char signed_key[MR_AUDIT_KEY_ID_LEN + 1];
+    int64_t uncovered; /* entries after signed_seq */
+    int64_t bad_seq;   /* where the first problem is; 0 if intact */
+    char problem[320];
+    struct mr_audit_signer signer; /* can this handle sign? */
+};
+
+/*
+ * Verify the whole trail: recompute the hash chain, check every
+ * checkpoint's signature against the registered public keys and its hash
+ * against the chain, and, when anchor ("SEQ:HASH", 64 hex digits, as an
+ * earlier verify printed; may be NULL) is given, that entry SEQ still has
+ * that hash. MR_ECORRUPT, with d naming the first bad entry, if the trail
+ * is not intact; rep is filled either way. Needs search rights on
+ * AuditEvent; audited ("audit-verify") with its outcome.
+ */
+enum mr_err mr_records_audit_verify(struct mr_records *r,
+                                    const struct mr_actor *a,
+                                    const char *anchor,
+                                    struct mr_audit_report *rep,
+                                    struct mr_diag *d) MR_WUR;
+
+/* Make a new audit signing key after the old key file was lost (the
+ * command line only; MR_EEXISTS while a key file is there). Audited
+ * ("audit-key"). */
+enum mr_err mr_records_audit_new_key(struct mr_records *r,
+                                     const struct mr_actor *a,
+                                     char key_id[MR_AUDIT_KEY_ID_LEN + 1],
+                                     struct mr_diag *d) MR_WUR;
+
+/* The accounting of disclosures covers this many years back. */
+#define MR_DISCLOSURE_YEARS 6
+
+/* One disclosure of a patient's record (HIPAA accounting of
+ * disclosures). Text only; no clinical content beyond the description. */
+struct mr_disclosure {
+    const char *recipient; /* to whom: 1..200 bytes */
+    const char *purpose;   /* why: 1..500 bytes */
+    const char *what;      /* what was disclosed: 0..1000 bytes, or NULL */
+    const char *date;      /* YYYY-MM-DD, not in the future; NULL: today */
+    /* Filled by mr_records_disclosures: */
+    const char *by;   /* who recorded it */
+    int64_t recorded; /* when (UTC ms) */
+};
+
+/* Record a disclosure of the chart of mrn (an MRN or "Patient/id", found
+ * with mr_records_patient_by_mrn) as an audit entry: action "disclose",
+ * detail a JSON object {date, recipient, purpose, what}. */
+enum mr_err mr_records_disclose(struct mr_records *r, const struct mr_actor *a,
+                                const char *mrn,
+                                const struct mr_disclosure *dsc,
+                                struct mr_diag *d) MR_WUR;
+
+/* The disclosures of the chart of mrn dated in the last
+ * MR_DISCLOSURE_YEARS years, oldest first (by date, then as recorded).
+ * The listing is audited ("audit-search") before cb is called; the
+ * strings cb sees live until it returns. */
+typedef int (*mr_disclosure_cb)(void *ctx, const struct mr_disclosure *dsc);
+enum mr_err mr_records_disclosures(struct mr_records *r,
+                                   const struct mr_actor *a, const char *mrn,
+                                   mr_disclosure_cb cb, void *ctx,
+                                   struct mr_diag *d) MR_WUR;
+
 #endif

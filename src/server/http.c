@@ -418,8 +418,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         mr_web_handle(method, url, &rq->resp);
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     } else if (strncmp(url, "/fhir", 5) != 0 ||
-             (url[5] != '/' && url[5] != '\0') ||
-             strlen(url) >= sizeof(rq->path) + 5) {
+               (url[5] != '/' && url[5] != '\0') ||
+               strlen(url) >= sizeof(rq->path) + 5) {
         rq->resp.route = "-";
         error_resp(&rq->resp, MR_ENOTFOUND,
                    "no such endpoint; the FHIR API is at /fhir");
@@ -586,6 +586,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     unsigned port, i, threads;
     struct mr_records *probe;
     char host[64], *cert = NULL, *key = NULL;
+    struct MHD_OptionItem tls_opts[3];
 
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
@@ -627,13 +628,19 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     signal(SIGPIPE, SIG_IGN);
 
     threads = cfg->threads ? cfg->threads : 4;
+    {
+        struct MHD_OptionItem t[3] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+                                      {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+                                      {MHD_OPTION_END, 0, NULL}};
+        memcpy(tls_opts, t, sizeof(t));
+    }
     daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
             MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
-        0, NULL, NULL, handler, &srv, MHD_OPTION_HTTPS_MEM_CERT,
-        cert ? cert : "", MHD_OPTION_HTTPS_MEM_KEY, key ? key : "",
-        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        0, NULL, NULL, handler, &srv, MHD_OPTION_ARRAY,
+        cert ? tls_opts : tls_opts + 2, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MR_HTTP_MAX_HEADER,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,

@@ -93,6 +93,51 @@ static const char *const mr__sqlite_migrations[] = {
     "  SELECT RAISE(ABORT, 'security documents are never changed'); END;"
     "CREATE TRIGGER secdoc_append_only_d BEFORE DELETE ON secdoc BEGIN"
     "  SELECT RAISE(ABORT, 'security documents are never removed'); END;",
+    /* 3: the tamper-evident audit trail (docs/audit.md). Each entry gets
+     * its chain hash; entries written before this migration are chained
+     * by the store right after it, in the same transaction, which is the
+     * one update the new trigger lets through (setting prev and hash of a
+     * row that has none, changing nothing else). Checkpoints sign the
+     * chain with a key kept outside the database; its public half is
+     * registered here. */
+    "ALTER TABLE audit ADD COLUMN prev BLOB;"
+    "ALTER TABLE audit ADD COLUMN hash BLOB;"
+    "DROP TRIGGER audit_append_only_u;"
+    "CREATE TRIGGER audit_append_only_u BEFORE UPDATE ON audit"
+    "  WHEN OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.prev IS NULL"
+    "  OR NEW.seq IS NOT OLD.seq OR NEW.ts IS NOT OLD.ts"
+    "  OR NEW.actor IS NOT OLD.actor OR NEW.role IS NOT OLD.role"
+    "  OR NEW.source IS NOT OLD.source OR NEW.action IS NOT OLD.action"
+    "  OR NEW.outcome IS NOT OLD.outcome OR NEW.type IS NOT OLD.type"
+    "  OR NEW.id IS NOT OLD.id OR NEW.patient IS NOT OLD.patient"
+    "  OR NEW.query IS NOT OLD.query OR NEW.detail IS NOT OLD.detail BEGIN"
+    "  SELECT RAISE(ABORT, 'audit entries are append-only'); END;"
+    /* audit search: by time, and the (rare) emergency accesses in trail
+     * order. Every index costs each audited read an insert, so there is
+     * none by user: --user is filtered within a time range or a chart. */
+    "CREATE INDEX audit_ts ON audit(ts);"
+    "CREATE INDEX audit_emergency ON audit(seq)"
+    "  WHERE detail GLOB 'emergency*';"
+    "CREATE TABLE audit_key("
+    "  key_id TEXT PRIMARY KEY,"  /* hex of BLAKE2b(public_key)[0..8] */
+    "  public_key BLOB NOT NULL," /* Ed25519, 32 bytes */
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE audit_checkpoint("
+    "  seq INTEGER PRIMARY KEY," /* the audit entry it covers */
+    "  hash BLOB NOT NULL,"      /* that entry's chain hash */
+    "  ts INTEGER NOT NULL,"
+    "  key_id TEXT NOT NULL REFERENCES audit_key(key_id),"
+    "  sig BLOB NOT NULL);" /* Ed25519 over (tag, seq, ts, hash) */
+    "CREATE TRIGGER audit_key_append_only_u BEFORE UPDATE ON audit_key BEGIN"
+    "  SELECT RAISE(ABORT, 'audit keys are never changed'); END;"
+    "CREATE TRIGGER audit_key_append_only_d BEFORE DELETE ON audit_key BEGIN"
+    "  SELECT RAISE(ABORT, 'audit keys are never removed'); END;"
+    "CREATE TRIGGER audit_checkpoint_append_only_u BEFORE UPDATE ON"
+    "  audit_checkpoint BEGIN"
+    "  SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
+    "CREATE TRIGGER audit_checkpoint_append_only_d BEFORE DELETE ON"
+    "  audit_checkpoint BEGIN"
+    "  SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
 };
 
 #define MR__SQLITE_NMIGRATIONS                                                 \

@@ -39,6 +39,8 @@ enum stmt_id {
     S_SEQ,
     S_SEQ_USED,
     S_AUDIT,
+    S_CHAIN_HEAD,
+    S_CKPT_INS,
     /* Per index kind, in enum mr_ix_kind order; SQL from ix_kinds[]. */
     S_DEL_IX,
     S_INS_IX = S_DEL_IX + MR_IX_URI + 1,
@@ -80,10 +82,24 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SEQ_USED] = "INSERT INTO seq(name, value) VALUES(?1, ?2)"
                    " ON CONFLICT(name) DO UPDATE"
                    " SET value = max(value, excluded.value)",
-    [S_AUDIT] = "INSERT INTO audit(ts, actor, role, source, action, outcome,"
-                " type, id, patient, query, detail)"
-                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [S_AUDIT] = "INSERT INTO audit(seq, ts, actor, role, source, action,"
+                " outcome, type, id, patient, query, detail, prev, hash)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                " ?13, ?14)",
+    /* The chain's head and the last checkpoint: four index seeks. */
+    [S_CHAIN_HEAD] =
+        "SELECT (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),"
+        " (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1),"
+        " (SELECT seq FROM audit_checkpoint ORDER BY seq DESC LIMIT 1),"
+        " (SELECT ts FROM audit_checkpoint ORDER BY seq DESC LIMIT 1)",
+    [S_CKPT_INS] = "INSERT INTO audit_checkpoint(seq, hash, ts, key_id, sig)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5)",
 };
+
+/* A checkpoint is due at a commit once this many entries or this much
+ * time (ms) have passed since the last one. */
+#define CKPT_ENTRIES 1000
+#define CKPT_MS 60000
 
 struct sq_store {
     struct mr_store base;
@@ -99,6 +115,21 @@ struct sq_store {
         uint64_t used;
     } cache[64];
     uint64_t clock;
+    int readonly;
+    /* The audit chain. head_* (the last entry) and ckpt_* (the last
+     * checkpoint) are read once per write transaction, at its first
+     * audit entry, since another connection may have written in between;
+     * they are forgotten at commit and at any rollback. */
+    int chain_ok;    /* head_* and ckpt_* are read in this transaction */
+    int txn_audited; /* this transaction wrote audit entries */
+    int unckpt;      /* this handle committed entries no checkpoint covers */
+    int64_t head_seq, ckpt_seq, ckpt_ts;
+    unsigned char head_hash[MR_AUDIT_HASH_BYTES];
+    int64_t backfilled; /* entries chained by migration 3 at this open */
+    int have_key;       /* key holds the signing key */
+    int key_missing;    /* the database has a key, the file is gone */
+    struct mr_audit_key key;
+    char *key_path; /* "<path>.audit-key" */
 };
 
 /*
@@ -299,11 +330,274 @@ static int query_int(struct sq_store *s, const char *sql, int64_t *out)
     return rc;
 }
 
+/* ---- the audit chain (docs/audit.md) ---------------------------------- */
+
+static enum mr_err run_stmt(struct sq_store *s, enum stmt_id id,
+                            struct mr_diag *d);
+static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
+                             struct mr_diag *d, const char *what);
+
+/* Read the chain's head and the last checkpoint in this transaction. */
+static enum mr_err chain_load(struct sq_store *s, struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    enum mr_err err = prep(s, S_CHAIN_HEAD, &st, d);
+    const void *h;
+    int rc, n;
+
+    if (err)
+        return err;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        done_stmt(st);
+        return map_rc(s, rc, d, "reading the audit chain");
+    }
+    s->head_seq = sqlite3_column_int64(st, 0);
+    memset(s->head_hash, 0, sizeof(s->head_hash));
+    h = sqlite3_column_blob(st, 1);
+    n = sqlite3_column_bytes(st, 1);
+    /* A damaged head is chained onto as it is: verify reports it. */
+    if (h)
+        memcpy(s->head_hash, h,
+               (size_t)n < sizeof(s->head_hash) ? (size_t)n
+                                                : sizeof(s->head_hash));
+    s->ckpt_seq = sqlite3_column_int64(st, 2);
+    s->ckpt_ts = sqlite3_column_int64(st, 3);
+    done_stmt(st);
+    s->chain_ok = 1;
+    return MR_OK;
+}
+
+/* Sign the head of the chain and record the checkpoint. */
+static enum mr_err checkpoint_write(struct sq_store *s, struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    unsigned char sig[MR_AUDIT_SIG_BYTES];
+    int64_t ts = mr_time_now_ms();
+    enum mr_err err = prep(s, S_CKPT_INS, &st, d);
+
+    if (err)
+        return err;
+    mr_auditchain_sign(&s->key, s->head_seq, ts, s->head_hash, sig);
+    sqlite3_bind_int64(st, 1, s->head_seq);
+    sqlite3_bind_blob(st, 2, s->head_hash, MR_AUDIT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, ts);
+    sqlite3_bind_text(st, 4, s->key.id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, sig, MR_AUDIT_SIG_BYTES, SQLITE_STATIC);
+    err = step_done(s, st, d, "audit checkpoint");
+    if (!err) {
+        s->ckpt_seq = s->head_seq;
+        s->ckpt_ts = ts;
+    }
+    return err;
+}
+
+/* In a write transaction: add a checkpoint if one is due (force: if any
+ * entry is uncovered). Without the key nothing is signed. */
+static enum mr_err checkpoint_due(struct sq_store *s, int force,
+                                  struct mr_diag *d)
+{
+    enum mr_err err;
+
+    if (!s->chain_ok && (err = chain_load(s, d)))
+        return err;
+    if (!s->have_key || s->head_seq <= s->ckpt_seq)
+        return MR_OK;
+    if (!force && s->head_seq - s->ckpt_seq < CKPT_ENTRIES &&
+        mr_time_now_ms() - s->ckpt_ts < CKPT_MS)
+        return MR_OK;
+    return checkpoint_write(s, d);
+}
+
+/* A checkpoint in a transaction of its own (clean close, after the
+ * migration chained old entries). Best effort: a busy database is left
+ * to whoever writes next. */
+static void checkpoint_now(struct sq_store *s)
+{
+    struct mr_diag d;
+
+    if (!s->db || !s->have_key || s->readonly || !sqlite3_get_autocommit(s->db))
+        return;
+    if (run_stmt(s, S_BEGIN_W, &d))
+        return;
+    s->chain_ok = 0;
+    if (checkpoint_due(s, 1, &d) || run_stmt(s, S_COMMIT, &d))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    else
+        s->unckpt = 0;
+    s->chain_ok = 0;
+}
+
+static void text_col(sqlite3_stmt *st, int col, struct mr_audit_text *t)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        t->p = NULL;
+        t->n = 0;
+        return;
+    }
+    t->p = (const char *)sqlite3_column_text(st, col);
+    t->n = (size_t)sqlite3_column_bytes(st, col);
+    if (!t->p) {
+        t->p = "";
+        t->n = 0;
+    }
+}
+
+/* Columns col.. of "seq, ts, actor, role, source, action, outcome, type,
+ * id, patient, query, detail" as a chain row. */
+static void row_cols(sqlite3_stmt *st, int col, struct mr_audit_row *row)
+{
+    int i;
+
+    row->seq = sqlite3_column_int64(st, col);
+    row->ts = sqlite3_column_int64(st, col + 1);
+    for (i = 0; i < MR_AUDIT_NFIELDS; i++)
+        text_col(st, col + 2 + i, &row->f[i]);
+}
+
+#define AUDIT_COLS                                                             \
+    "seq, ts, actor, role, source, action, outcome, type, id, patient,"        \
+    " query, detail"
+
+/* Migration 3: chain the entries written before it, oldest first. Read a
+ * batch, then update it, so no statement reads rows being updated. */
+static enum mr_err chain_backfill(struct sq_store *s, struct mr_diag *d)
+{
+    enum { BATCH = 256 };
+    struct done {
+        int64_t seq;
+        unsigned char prev[MR_AUDIT_HASH_BYTES], hash[MR_AUDIT_HASH_BYTES];
+    } * b;
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    unsigned char prev[MR_AUDIT_HASH_BYTES] = {0};
+    struct mr_audit_row row;
+    int64_t after = 0;
+    enum mr_err err = MR_OK;
+    int rc, n, i;
+
+    b = mr_malloc(BATCH * sizeof(*b));
+    if (!b)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1"
+                            " ORDER BY seq LIMIT 256",
+                            -1, &sel, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(
+            s->db, "UPDATE audit SET prev = ?2, hash = ?3 WHERE seq = ?1", -1,
+            &upd, NULL);
+    while (rc == SQLITE_OK) {
+        sqlite3_bind_int64(sel, 1, after);
+        n = 0;
+        while (n < BATCH && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+            row_cols(sel, 0, &row);
+            b[n].seq = row.seq;
+            memcpy(b[n].prev, prev, sizeof(prev));
+            mr_auditchain_hash(prev, &row, b[n].hash);
+            memcpy(prev, b[n].hash, sizeof(prev));
+            n++;
+        }
+        sqlite3_reset(sel);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            break;
+        rc = SQLITE_OK;
+        if (n == 0)
+            break;
+        for (i = 0; i < n && rc == SQLITE_OK; i++) {
+            sqlite3_bind_int64(upd, 1, b[i].seq);
+            sqlite3_bind_blob(upd, 2, b[i].prev, MR_AUDIT_HASH_BYTES,
+                              SQLITE_STATIC);
+            sqlite3_bind_blob(upd, 3, b[i].hash, MR_AUDIT_HASH_BYTES,
+                              SQLITE_STATIC);
+            rc = sqlite3_step(upd);
+            sqlite3_reset(upd);
+            if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+        }
+        after = b[n - 1].seq;
+        s->backfilled += n;
+    }
+    if (rc != SQLITE_OK)
+        err = map_rc(s, rc, d, "chaining the audit trail");
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    mr_free(b);
+    return err;
+}
+
+/* Register the loaded key's public half (once; cheap to check). */
+static enum mr_err key_register(struct sq_store *s, struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, known;
+
+    rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM audit_key WHERE key_id = ?1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "audit key");
+    sqlite3_bind_text(st, 1, s->key.id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    known = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "audit key");
+    if (known)
+        return MR_OK;
+    rc = sqlite3_prepare_v2(s->db,
+                            "INSERT OR IGNORE INTO audit_key(key_id,"
+                            " public_key, created) VALUES(?1, ?2, ?3)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "audit key");
+    sqlite3_bind_text(st, 1, s->key.id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, s->key.pk, MR_AUDIT_PK_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, mr_time_now_ms());
+    /* Outside a transaction the insert commits by itself. */
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "registering the audit key");
+    return MR_OK;
+}
+
+/* At open for writing: load the signing key; create it when the database
+ * has none yet (a new database, or one from before migration 3). When the
+ * database has a key but the file is gone, writes go on unsigned. */
+static enum mr_err key_setup(struct sq_store *s, struct mr_diag *d)
+{
+    int64_t nkeys = 0;
+    enum mr_err err = mr_auditkey_load(s->key_path, &s->key, d);
+    int rc;
+
+    if (err == MR_ENOTFOUND) {
+        mr_diag_clear(d);
+        rc = query_int(s, "SELECT count(*) FROM audit_key", &nkeys);
+        if (rc != SQLITE_OK)
+            return map_rc(s, rc, d, "audit key");
+        if (nkeys > 0) {
+            s->key_missing = 1;
+            return MR_OK;
+        }
+        err = mr_auditkey_create(s->key_path, &s->key, d);
+        if (err == MR_EEXISTS) {
+            /* Another process made it just now. */
+            mr_diag_clear(d);
+            err = mr_auditkey_load(s->key_path, &s->key, d);
+        }
+    }
+    if (err)
+        return err;
+    s->have_key = 1;
+    return key_register(s, d);
+}
+
 static void sq_close(struct mr_store *base)
 {
     struct sq_store *s = (struct sq_store *)base;
     int i;
 
+    if (s->unckpt)
+        checkpoint_now(s);
     for (i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     for (i = 0; i < 64; i++) {
@@ -312,6 +606,8 @@ static void sq_close(struct mr_store *base)
     }
     if (s->db)
         sqlite3_close(s->db);
+    mr_auditkey_wipe(&s->key);
+    mr_free(s->key_path);
     mr_free(s->path);
     mr_free(s);
 }
@@ -336,6 +632,8 @@ static enum mr_err migrate(struct sq_store *s, int from, struct mr_diag *d)
                      MR_APPLICATION_ID);
             err = exec(s, sql, d);
         }
+        if (!err && v + 1 == 3)
+            err = chain_backfill(s, d);
         if (!err)
             err = exec(s, "COMMIT", d);
         if (err) {
@@ -383,7 +681,15 @@ enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     s->base.ops = &sqlite_ops;
     s->path = mr_strdup(path);
-    if (!s->path) {
+    s->key_path = mr_malloc(strlen(path) + sizeof(".audit-key"));
+    if (s->key_path) {
+        memcpy(s->key_path, path, strlen(path));
+        memcpy(s->key_path + strlen(path), ".audit-key", sizeof(".audit-key"));
+    }
+    s->readonly = (flags & MR_STORE_READONLY) != 0;
+    if (!s->path || !s->key_path) {
+        mr_free(s->key_path);
+        mr_free(s->path);
         mr_free(s);
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     }
@@ -474,6 +780,15 @@ enum mr_err mr__sqlite_open(const char *path, int flags, struct mr_store **out,
                           path);
         goto fail;
     }
+    if (!s->readonly) {
+        err = key_setup(s, d);
+        if (err)
+            goto fail;
+        /* Entries chained by the migration get their first checkpoint
+         * when this handle closes. */
+        if (s->backfilled)
+            s->unckpt = 1;
+    }
     *out = &s->base;
     return MR_OK;
 fail:
@@ -481,16 +796,14 @@ fail:
     return err;
 }
 
-static enum mr_err run_stmt(struct sq_store *s, enum stmt_id id,
-                            struct mr_diag *d);
-
 static enum mr_err sq_begin(struct mr_store *base, int write, struct mr_diag *d)
 {
-    return run_stmt((struct sq_store *)base, write ? S_BEGIN_W : S_BEGIN_R, d);
-}
+    struct sq_store *s = (struct sq_store *)base;
 
-static enum mr_err step_done(struct sq_store *s, sqlite3_stmt *st,
-                             struct mr_diag *d, const char *what);
+    s->chain_ok = 0;
+    s->txn_audited = 0;
+    return run_stmt(s, write ? S_BEGIN_W : S_BEGIN_R, d);
+}
 
 /* Move staged index entries into the index tables, sorted. */
 static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
@@ -521,13 +834,19 @@ static enum mr_err sq_commit(struct mr_store *base, struct mr_diag *d)
     struct sq_store *s = (struct sq_store *)base;
     enum mr_err err = flush_index(s, d);
 
+    if (!err && s->txn_audited)
+        err = checkpoint_due(s, 0, d);
     if (!err)
         err = run_stmt(s, S_COMMIT, d);
 
     if (err) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         s->staged = 0;
+    } else if (s->txn_audited) {
+        s->unckpt = s->head_seq > s->ckpt_seq;
     }
+    s->chain_ok = 0;
+    s->txn_audited = 0;
     return err;
 }
 
@@ -539,6 +858,8 @@ static void sq_rollback(struct mr_store *base)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     /* The staging tables are rolled back with the transaction. */
     s->staged = 0;
+    s->chain_ok = 0;
+    s->txn_audited = 0;
 }
 
 static enum mr_err run_stmt(struct sq_store *s, enum stmt_id id,
@@ -569,6 +890,9 @@ static enum mr_err sq_savepoint(struct mr_store *base, enum mr_savepoint_op op,
     case MR_SP_RELEASE:
         return run_stmt(s, S_SP_RELEASE, d);
     case MR_SP_ROLLBACK:
+        /* The chain's head may have been rolled back too: read it again
+         * at the next entry. */
+        s->chain_ok = 0;
         err = run_stmt(s, S_SP_ROLLBACK, d);
         if (!err)
             err = run_stmt(s, S_SP_RELEASE, d);
@@ -1960,24 +2284,54 @@ static enum mr_err sq_audit(struct mr_store *base,
 {
     struct sq_store *s = (struct sq_store *)base;
     sqlite3_stmt *st = NULL;
+    struct mr_audit_row row;
+    unsigned char hash[MR_AUDIT_HASH_BYTES];
+    const char *v[MR_AUDIT_NFIELDS] = {
+        e->actor ? e->actor : "unknown",
+        e->role ? e->role : "unknown",
+        e->source,
+        e->action,
+        e->outcome ? e->outcome : "ok",
+        e->type,
+        e->id,
+        e->patient,
+        e->query,
+        e->detail,
+    };
     enum mr_err err;
+    int i;
 
+    /* Outside a transaction (not the contract, but possible) the head
+     * cannot be kept: read it for every entry. */
+    if ((!s->chain_ok || sqlite3_get_autocommit(s->db)) &&
+        (err = chain_load(s, d)))
+        return err;
     err = prep(s, S_AUDIT, &st, d);
     if (err)
         return err;
-    sqlite3_bind_int64(st, 1, e->ts);
-    sqlite3_bind_text(st, 2, e->actor ? e->actor : "unknown", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, e->role ? e->role : "unknown", -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, e->source);
-    sqlite3_bind_text(st, 5, e->action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, e->outcome ? e->outcome : "ok", -1, SQLITE_STATIC);
-    bind_text_or_null(st, 7, e->type);
-    bind_text_or_null(st, 8, e->id);
-    bind_text_or_null(st, 9, e->patient);
-    bind_text_or_null(st, 10, e->query);
-    bind_text_or_null(st, 11, e->detail);
-    return step_done(s, st, d, "audit");
+    /* The entry is hashed exactly as stored: seq is assigned here, not
+     * by SQLite, and the defaults above are what the columns receive. */
+    row.seq = s->head_seq + 1;
+    row.ts = e->ts;
+    for (i = 0; i < MR_AUDIT_NFIELDS; i++)
+        mr_audit_text_set(&row.f[i], v[i]);
+    mr_auditchain_hash(s->head_hash, &row, hash);
+    sqlite3_bind_int64(st, 1, row.seq);
+    sqlite3_bind_int64(st, 2, row.ts);
+    for (i = 0; i < MR_AUDIT_NFIELDS; i++)
+        if (v[i])
+            sqlite3_bind_text(st, 3 + i, v[i], (int)row.f[i].n, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3 + i);
+    sqlite3_bind_blob(st, 13, s->head_hash, MR_AUDIT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 14, hash, MR_AUDIT_HASH_BYTES, SQLITE_STATIC);
+    err = step_done(s, st, d, "audit");
+    if (!err) {
+        s->head_seq = row.seq;
+        memcpy(s->head_hash, hash, sizeof(hash));
+        s->txn_audited = 1;
+    }
+    return err;
 }
 
 /* ---- security documents ------------------------------------------------ */
@@ -2143,6 +2497,169 @@ static enum mr_err sq_audit_scan(struct mr_store *base, const char *patient,
     return err;
 }
 
+static enum mr_err sq_audit_query(struct mr_store *base,
+                                  const struct mr_audit_filter *f,
+                                  mr_audit_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    struct mr_audit_entry e;
+    char sql[512];
+    size_t n;
+    int rc, r;
+    enum mr_err err = MR_OK;
+
+    /* Only fixed fragments go into the SQL; values are bound. Each
+     * condition has its own parameter number. The planner picks the
+     * index: patient, actor, ts, or the partial one of emergencies. */
+    n = (size_t)snprintf(sql, sizeof(sql),
+                         "SELECT " AUDIT_COLS " FROM audit WHERE 1");
+    if (f->patient)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND patient = ?1");
+    if (f->actor)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND actor = ?2");
+    if (f->action)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND action = ?3");
+    if (f->since)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND ts >= ?4");
+    if (f->until)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND ts < ?5");
+    if (f->emergency)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                              " AND detail GLOB 'emergency*'");
+    snprintf(sql + n, sizeof(sql) - n, " ORDER BY seq");
+    rc = prep_cached(s, sql, &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare audit search");
+    if (f->patient)
+        sqlite3_bind_text(st, 1, f->patient, -1, SQLITE_STATIC);
+    if (f->actor)
+        sqlite3_bind_text(st, 2, f->actor, -1, SQLITE_STATIC);
+    if (f->action)
+        sqlite3_bind_text(st, 3, f->action, -1, SQLITE_STATIC);
+    if (f->since)
+        sqlite3_bind_int64(st, 4, f->since);
+    if (f->until)
+        sqlite3_bind_int64(st, 5, f->until);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        e.ts = sqlite3_column_int64(st, 1);
+        e.actor = col_or_null(st, 2);
+        e.role = col_or_null(st, 3);
+        e.source = col_or_null(st, 4);
+        e.action = col_or_null(st, 5);
+        e.outcome = col_or_null(st, 6);
+        e.type = col_or_null(st, 7);
+        e.id = col_or_null(st, 8);
+        e.patient = col_or_null(st, 9);
+        e.query = col_or_null(st, 10);
+        e.detail = col_or_null(st, 11);
+        r = cb(ctx, sqlite3_column_int64(st, 0), &e);
+        if (r) {
+            err = cb_result(r);
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = map_rc(s, rc, d, "audit search");
+    uncache(s, st);
+    return err;
+}
+
+static enum mr_err sq_audit_chain(struct mr_store *base,
+                                  const struct mr_audit_chain_cb *cb, void *ctx,
+                                  struct mr_diag *d)
+{
+    static const char *const sql[] = {
+        "SELECT key_id, public_key, created FROM audit_key"
+        " ORDER BY created, key_id",
+        "SELECT seq, ts, hash, key_id, sig FROM audit_checkpoint ORDER BY seq",
+        "SELECT " AUDIT_COLS ", prev, hash FROM audit ORDER BY seq",
+    };
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    struct mr_audit_row row;
+    enum mr_err err = MR_OK;
+    int rc = SQLITE_OK, r = 0;
+    size_t i;
+
+    for (i = 0; i < 3 && !err; i++) {
+        rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return map_rc(s, rc, d, "prepare audit chain");
+        while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (i == 0)
+                r = cb->key(ctx, col_or_null(st, 0), sqlite3_column_blob(st, 1),
+                            (size_t)sqlite3_column_bytes(st, 1),
+                            sqlite3_column_int64(st, 2));
+            else if (i == 1)
+                r = cb->checkpoint(
+                    ctx, sqlite3_column_int64(st, 0),
+                    sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 2),
+                    (size_t)sqlite3_column_bytes(st, 2), col_or_null(st, 3),
+                    sqlite3_column_blob(st, 4),
+                    (size_t)sqlite3_column_bytes(st, 4));
+            else {
+                row_cols(st, 0, &row);
+                r = cb->entry(ctx, &row, sqlite3_column_blob(st, 12),
+                              (size_t)sqlite3_column_bytes(st, 12),
+                              sqlite3_column_blob(st, 13),
+                              (size_t)sqlite3_column_bytes(st, 13));
+            }
+        }
+        if (r)
+            err = cb_result(r);
+        else if (rc != SQLITE_DONE)
+            err = map_rc(s, rc, d, "audit chain");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    return err;
+}
+
+static void sq_audit_signer(struct mr_store *base, struct mr_audit_signer *out)
+{
+    struct sq_store *s = (struct sq_store *)base;
+
+    memset(out, 0, sizeof(*out));
+    out->key_path = s->key_path;
+    if (s->readonly)
+        out->state = MR_SIGNER_NONE;
+    else if (s->have_key)
+        out->state = MR_SIGNER_OK;
+    else
+        out->state = MR_SIGNER_MISSING;
+    if (s->have_key)
+        memcpy(out->key_id, s->key.id, sizeof(out->key_id));
+}
+
+static enum mr_err sq_audit_new_key(struct mr_store *base, char *key_id,
+                                    struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    struct mr_audit_key k;
+    enum mr_err err;
+
+    if (s->readonly)
+        return mr_diag_set(d, MR_EUNSUPPORTED,
+                           "%s: opened read-only: cannot make a signing key",
+                           s->path);
+    if (!sqlite3_get_autocommit(s->db))
+        return mr_diag_set(d, MR_EUSAGE,
+                           "a new audit key is made outside transactions");
+    err = mr_auditkey_create(s->key_path, &k, d);
+    if (err)
+        return err;
+    mr_auditkey_wipe(&s->key);
+    s->key = k;
+    mr_auditkey_wipe(&k);
+    s->have_key = 1;
+    s->key_missing = 0;
+    err = key_register(s, d);
+    if (!err)
+        memcpy(key_id, s->key.id, MR_AUDIT_KEY_ID_LEN + 1);
+    return err;
+}
+
 static enum mr_err check_count(struct sq_store *s, struct mr_buf *report,
                                const char *sql, const char *what, int *bad,
                                struct mr_diag *d)
@@ -2297,4 +2814,8 @@ static const struct mr_store_ops sqlite_ops = {
     .sec_get = sq_sec_get,
     .sec_put = sq_sec_put,
     .sec_list = sq_sec_list,
+    .audit_query = sq_audit_query,
+    .audit_chain = sq_audit_chain,
+    .audit_signer = sq_audit_signer,
+    .audit_new_key = sq_audit_new_key,
 };

@@ -156,3 +156,29 @@ enum mr_err mr_store_sec_list(struct mr_store *st, const char *kind,
 {
     return st->ops->sec_list(st, kind, cb, ctx, d);
 }
+
+enum mr_err mr_store_audit_query(struct mr_store *st,
+                                 const struct mr_audit_filter *f,
+                                 mr_audit_cb cb, void *ctx, struct mr_diag *d)
+{
+    return st->ops->audit_query(st, f, cb, ctx, d);
+}
+
+enum mr_err mr_store_audit_chain(struct mr_store *st,
+                                 const struct mr_audit_chain_cb *cb, void *ctx,
+                                 struct mr_diag *d)
+{
+    return st->ops->audit_chain(st, cb, ctx, d);
+}
+
+void mr_store_audit_signer(struct mr_store *st, struct mr_audit_signer *out)
+{
+    st->ops->audit_signer(st, out);
+}
+
+enum mr_err mr_store_audit_new_key(struct mr_store *st,
+                                   char key_id[MR_AUDIT_KEY_ID_LEN + 1],
+                                   struct mr_diag *d)
+{
+    return st->ops->audit_new_key(st, key_id, d);
+}

@@ -21,13 +21,14 @@
 #include "fhir/index.h"
 #include "fhir/search.h"
 #include "medrec/medrec.h"
+#include "security/auditchain.h"
 
 #include <stdint.h>
 
 struct mr_store;
 
 /* The newest schema this build knows; databases above it are refused. */
-#define MR_STORE_SCHEMA_VERSION 2
+#define MR_STORE_SCHEMA_VERSION 3
 
 enum mr_store_flags {
     MR_STORE_CREATE = 1,   /* create the database if missing */
@@ -231,5 +232,66 @@ enum mr_err mr_store_history_all(struct mr_store *st, struct mr_history_q *hq,
 enum mr_err mr_store_compartment(struct mr_store *st, const char *ref,
                                  uint32_t limit, mr_store_cb cb, void *ctx,
                                  struct mr_diag *d) MR_WUR;
+
+/* ---- the tamper-evident audit trail (docs/audit.md) ---------------------
+ *
+ * mr_store_audit chains every entry (prev, hash: src/security/auditchain.h)
+ * and, at a commit that wrote entries, adds a checkpoint signed with the
+ * key in "<database>.audit-key" once 1000 entries or 60 seconds have
+ * passed since the last one; closing a handle that wrote entries adds one
+ * too. Without the key file (when the database already has a key) writes
+ * go on and no checkpoints are written.
+ */
+
+/* Audit entries matching every given condition, oldest first. */
+struct mr_audit_filter {
+    const char *patient; /* "Patient/x", or NULL */
+    const char *actor;   /* user name, or NULL */
+    const char *action;  /* "read", "disclose" ..., or NULL */
+    int64_t since;       /* UTC ms: ts >= since; 0: no lower bound */
+    int64_t until;       /* UTC ms: ts < until; 0: no upper bound */
+    int emergency;       /* only entries whose detail starts "emergency" */
+};
+enum mr_err mr_store_audit_query(struct mr_store *st,
+                                 const struct mr_audit_filter *f,
+                                 mr_audit_cb cb, void *ctx,
+                                 struct mr_diag *d) MR_WUR;
+
+/* The stored chain, for verification: every registered public key, then
+ * every checkpoint and then every entry, both in seq order, with blobs
+ * as stored (any length; NULL with length 0 when missing). A non-zero
+ * callback result stops (and is returned as for mr_store_cb). */
+struct mr_audit_chain_cb {
+    int (*key)(void *ctx, const char *key_id, const void *pk, size_t pklen,
+               int64_t created);
+    int (*checkpoint)(void *ctx, int64_t seq, int64_t ts, const void *hash,
+                      size_t hlen, const char *key_id, const void *sig,
+                      size_t slen);
+    int (*entry)(void *ctx, const struct mr_audit_row *row, const void *prev,
+                 size_t plen, const void *hash, size_t hlen);
+};
+enum mr_err mr_store_audit_chain(struct mr_store *st,
+                                 const struct mr_audit_chain_cb *cb, void *ctx,
+                                 struct mr_diag *d) MR_WUR;
+
+/* Whether this handle can sign checkpoints. */
+enum mr_audit_signer_state {
+    MR_SIGNER_OK,      /* the key file is loaded */
+    MR_SIGNER_MISSING, /* the database has a key but the file is gone */
+    MR_SIGNER_NONE     /* read-only handle: never signs */
+};
+struct mr_audit_signer {
+    enum mr_audit_signer_state state;
+    char key_id[MR_AUDIT_KEY_ID_LEN + 1]; /* when OK */
+    const char *key_path; /* "<database>.audit-key"; valid while open */
+};
+void mr_store_audit_signer(struct mr_store *st, struct mr_audit_signer *out);
+
+/* Create a new signing key file (MR_EEXISTS if one is there) and register
+ * its public key, in its own transaction (outside any other). From then
+ * on this handle signs with it; key_id receives its id. */
+enum mr_err mr_store_audit_new_key(struct mr_store *st,
+                                   char key_id[MR_AUDIT_KEY_ID_LEN + 1],
+                                   struct mr_diag *d) MR_WUR;
 
 #endif

@@ -63,6 +63,16 @@ struct mr_store_ops {
                            const char *author, struct mr_diag *d);
     enum mr_err (*sec_list)(struct mr_store *st, const char *kind, mr_sec_cb cb,
                             void *ctx, struct mr_diag *d);
+    /* The tamper-evident audit trail. */
+    enum mr_err (*audit_query)(struct mr_store *st,
+                               const struct mr_audit_filter *f, mr_audit_cb cb,
+                               void *ctx, struct mr_diag *d);
+    enum mr_err (*audit_chain)(struct mr_store *st,
+                               const struct mr_audit_chain_cb *cb, void *ctx,
+                               struct mr_diag *d);
+    void (*audit_signer)(struct mr_store *st, struct mr_audit_signer *out);
+    enum mr_err (*audit_new_key)(struct mr_store *st, char *key_id,
+                                 struct mr_diag *d);
 };
 
 struct mr_store {

@@ -32,6 +32,8 @@ static void rm_db(const char *path)
     unlink(p);
     snprintf(p, sizeof(p), "%s-shm", path);
     unlink(p);
+    snprintf(p, sizeof(p), "%s.audit-key", path);
+    unlink(p);
     snprintf(p, sizeof(p), "%s-journal", path);
     unlink(p);
     unlink(path);
