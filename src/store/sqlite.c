@@ -1867,11 +1867,24 @@ static enum mr_err run_count(struct sq_store *s, struct qbuild *q,
     sqlite3_stmt *st = NULL;
     enum mr_err err = MR_OK;
     int rc;
+    /* By default matches are counted only up to a cap: counting a
+     * hundred thousand matches to show twenty costs more than the page. */
+    int capped = qr->total_mode != MR_TOTAL_ACCURATE && !qr->summary_count;
 
+    if (qr->total_mode == MR_TOTAL_NONE && !qr->summary_count) {
+        *total = MR_TOTAL_UNKNOWN;
+        return MR_OK;
+    }
     mr_buf_reset(&q->sql);
     q->nb = 0;
-    qs(q, "SELECT count(*) FROM resource r");
+    qs(q, capped ? "SELECT count(*) FROM (SELECT 1 FROM resource r"
+                 : "SELECT count(*) FROM resource r");
     build_where(q, qr);
+    if (capped) {
+        qs(q, " LIMIT ");
+        bi(q, MR_QUERY_TOTAL_CAP + 1);
+        qs(q, ")");
+    }
     if (q->err)
         return mr_diag_set(d, q->err, "search too complex");
     rc = prep_cached(s, q->sql.ptr, &st);
@@ -1884,6 +1897,8 @@ static enum mr_err run_count(struct sq_store *s, struct qbuild *q,
             *total = sqlite3_column_int64(st, 0);
         else
             err = map_rc(s, rc, d, "search count");
+        if (!err && capped && *total > MR_QUERY_TOTAL_CAP)
+            *total = MR_TOTAL_UNKNOWN;
     }
     uncache(s, st);
     mr_buf_reset(&q->sql);
@@ -1949,7 +1964,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     else
         build_order(q, qr);
     qs(q, " LIMIT ");
-    bi(q, limit + (keyset ? 1 : 0));
+    bi(q, limit + 1); /* one more tells whether there is a next page */
     if (keyset && qr->page_before) {
         qs(q, ") ORDER BY 9");
     } else {
@@ -1971,7 +1986,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     err = mr_buf_addc(&page, '[');
     while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t rid = sqlite3_column_int64(st, 8);
-        if (keyset && !qr->page_before && rows == limit) {
+        if (!qr->page_before && rows == limit) {
             more = 1; /* the extra row: not shown */
             break;
         }
@@ -2015,16 +2030,15 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     if (qr->page) {
         qr->page->first = first_rid;
         qr->page->last = last_rid;
-        qr->page->more_after = keyset && (qr->page_before ? 1 : more);
+        qr->page->more_after = qr->page_before ? 1 : more;
         qr->page->more_before =
             keyset &&
             (qr->page_before ? more : qr->page_after != 0 || qr->offset);
     }
     if (total) {
-        if (!keyset && rows < (int64_t)limit && (rows > 0 || qr->offset == 0))
-            *total = (int64_t)qr->offset + rows;
-        else if (keyset && !more && !qr->page_after && !qr->page_before &&
-                 (rows > 0 || qr->offset == 0))
+        /* The page shows the whole answer when nothing lies beyond it. */
+        if (!more && !qr->page_after && !qr->page_before &&
+            (rows > 0 || qr->offset == 0))
             *total = (int64_t)qr->offset + rows;
         else if ((err = run_count(s, q, qr, total, d)))
             goto done;

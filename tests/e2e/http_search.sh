@@ -51,6 +51,16 @@ req GET "/Observation?_include:iterate=Observation:subject"
 expect_status 400 "_include:iterate is refused"
 expect_outcome "_include:iterate gives an OperationOutcome"
 
+# -- _total ----------------------------------------------------------------
+req GET "/Observation?_total=none&_count=2&_sort=date"
+expect_jq "_total=none: no total, a next link all the same" \
+    '(has("total") | not) and (.entry | length == 2) and
+     ([.link[] | select(.relation == "next")] | length == 1)'
+req GET "/Observation?_total=accurate&_count=2"
+expect_jq "_total=accurate: the total" '.total > 2'
+req GET "/Observation?_total=maybe"
+expect_status 400 "_total takes none, estimate or accurate"
+
 # -- _summary=count, _elements -------------------------------------------
 req GET "/Observation?_summary=count"
 expect_jq "_summary=count: total, no entries" '.total > 0 and (has("entry") | not)'
