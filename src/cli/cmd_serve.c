@@ -10,12 +10,14 @@ static const char usage_text[] =
     "usage: medrec serve [--db FILE] [--http ADDR:PORT] [--threads N]\n"
     "                    [--timeout SECONDS] [--access-log FILE|-]\n"
     "                    [--tls-cert PEM --tls-key PEM]\n"
-    "                    [--idle-timeout MINUTES] [--require-mfa]\n"
+    "                    [--idle-timeout MINUTES|SECONDSs] [--require-mfa]\n"
+    "                    [--allow-plain-http]\n"
     "\n"
     "Serve the FHIR R4 API at http://ADDR:PORT/fhir (default\n"
     "127.0.0.1:8080; port 0 picks a free one), https:// with --tls-cert\n"
     "and --tls-key. Prints the base URL on stdout once listening.\n"
-    "Addresses other than loopback are served only with TLS.\n"
+    "Addresses other than loopback are served only with TLS (1.2 or\n"
+    "1.3), unless --allow-plain-http says a TLS proxy stands in front.\n"
     "\n"
     "Every request is signed in: POST /auth/login with {\"username\",\n"
     "\"password\", \"code\"} gives a session (cookie and token; idle\n"
@@ -53,6 +55,7 @@ int cmd_serve(int argc, char **argv)
         {"tls-key", required_argument, NULL, 'k'},
         {"idle-timeout", required_argument, NULL, 'i'},
         {"require-mfa", no_argument, NULL, 'm'},
+        {"allow-plain-http", no_argument, NULL, 'p'},
         {0, 0, 0, 0}};
     struct cli c;
     struct mr_server_config cfg = {0};
@@ -97,10 +100,18 @@ int cmd_serve(int argc, char **argv)
             cfg.tls_key = optarg;
             break;
         case 'i':
+            /* minutes, or seconds with an "s" */
             v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 720)
-                return cli_usage("serve", "--idle-timeout: 1 to 720 minutes");
-            cfg.idle_minutes = (unsigned)v;
+            if (!strcmp(end, "s") && v >= 1 && v <= 43200)
+                cfg.idle_seconds = (unsigned)v;
+            else if ((!*end || !strcmp(end, "m")) && v >= 1 && v <= 720)
+                cfg.idle_seconds = (unsigned)v * 60;
+            else
+                return cli_usage("serve", "--idle-timeout: 1 to 720 "
+                                          "minutes (or 1s to 43200s)");
+            break;
+        case 'p':
+            cfg.allow_plain_http = 1;
             break;
         case 'm':
             cfg.require_mfa = 1;

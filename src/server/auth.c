@@ -37,7 +37,7 @@ struct mr_auth {
     struct entry tokens[MAX_TOKENS];
 };
 
-enum mr_err mr_auth_new(unsigned idle_minutes, int require_mfa,
+enum mr_err mr_auth_new(unsigned idle_seconds, int require_mfa,
                         struct mr_auth **out, struct mr_diag *d)
 {
     struct mr_auth *a = calloc(1, sizeof(*a));
@@ -45,7 +45,7 @@ enum mr_err mr_auth_new(unsigned idle_minutes, int require_mfa,
     if (!a)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     pthread_mutex_init(&a->lock, NULL);
-    a->idle_ms = (int64_t)(idle_minutes ? idle_minutes : 15) * 60000;
+    a->idle_ms = (int64_t)(idle_seconds ? idle_seconds : 900) * 1000;
     a->require_mfa = require_mfa;
     *out = a;
     return MR_OK;

@@ -13,7 +13,7 @@
 
 struct mr_auth;
 
-enum mr_err mr_auth_new(unsigned idle_minutes, int require_mfa,
+enum mr_err mr_auth_new(unsigned idle_seconds, int require_mfa,
                         struct mr_auth **out, struct mr_diag *d) MR_WUR;
 void mr_auth_free(struct mr_auth *a);
 

@@ -586,7 +586,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     unsigned port, i, threads;
     struct mr_records *probe;
     char host[64], *cert = NULL, *key = NULL;
-    struct MHD_OptionItem tls_opts[3];
+    struct MHD_OptionItem tls_opts[4];
 
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
@@ -598,10 +598,13 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
                            cfg->http);
     /* Beyond this machine, only with TLS: passwords and health data
      * never cross a network in clear text. */
-    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !cfg->tls_cert)
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !cfg->tls_cert &&
+        !cfg->allow_plain_http)
         return mr_diag_set(d, MR_EDENIED,
                            "--http: addresses other than loopback "
-                           "(127.x.x.x) need --tls-cert and --tls-key");
+                           "(127.x.x.x) need --tls-cert and --tls-key (or, "
+                           "behind a TLS-terminating proxy, "
+                           "--allow-plain-http)");
     if (!!cfg->tls_cert != !!cfg->tls_key)
         return mr_diag_set(d, MR_EUSAGE,
                            "--tls-cert and --tls-key go together");
@@ -615,7 +618,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     if (mr_records_open(cfg->db, 0, &probe, d))
         goto fail;
     mr_records_close(probe);
-    if (mr_auth_new(cfg->idle_minutes, cfg->require_mfa, &srv.auth, d))
+    if (mr_auth_new(cfg->idle_seconds, cfg->require_mfa, &srv.auth, d))
         goto fail;
     if (mr_queue_start(cfg->db, &srv.queue, d))
         goto fail;
@@ -629,8 +632,11 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
 
     threads = cfg->threads ? cfg->threads : 4;
     {
-        struct MHD_OptionItem t[3] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+        /* TLS 1.2 and 1.3 only. */
+        static char prio[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+        struct MHD_OptionItem t[4] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
                                       {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+                                      {MHD_OPTION_HTTPS_PRIORITIES, 0, prio},
                                       {MHD_OPTION_END, 0, NULL}};
         memcpy(tls_opts, t, sizeof(t));
     }
@@ -638,7 +644,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
             MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
         0, NULL, NULL, handler, &srv, MHD_OPTION_ARRAY,
-        cert ? tls_opts : tls_opts + 2, MHD_OPTION_SOCK_ADDR,
+        cert ? tls_opts : tls_opts + 3, MHD_OPTION_SOCK_ADDR,
         (const struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),

@@ -20,13 +20,14 @@
 
 struct mr_server_config {
     const char *db;
-    const char *http;   /* "127.0.0.1:8080"; port 0 picks one */
-    unsigned threads;   /* worker threads (default: 2 per core) */
-    unsigned timeout_s; /* idle/slow client time-out */
-    FILE *access_log;   /* JSON Lines; NULL for none */
+    const char *http;               /* "127.0.0.1:8080"; port 0 picks one */
+    unsigned threads;               /* worker threads (default: 2 per core) */
+    unsigned timeout_s;             /* idle/slow client time-out */
+    FILE *access_log;               /* JSON Lines; NULL for none */
     const char *tls_cert, *tls_key; /* PEM files: serve HTTPS */
-    unsigned idle_minutes;          /* session idle time-out (15) */
-    int require_mfa; /* admins and clinicians must use a second factor */
+    unsigned idle_seconds;          /* session idle time-out (900) */
+    int allow_plain_http; /* beyond loopback without TLS (behind a proxy) */
+    int require_mfa;      /* admins and clinicians must use a second factor */
     /* Called once listening, with the actual port (for tests). */
     void (*ready)(void *ctx, unsigned port);
     void *ready_ctx;

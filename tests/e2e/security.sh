@@ -291,8 +291,34 @@ expect_eq "with TLS the server prints an https URL" yes \
 code=$(curl -s -o "$T/tls.body" -w '%{http_code}' --cacert "$T/cert.pem" \
     -H "Authorization: Bearer ${TOK[tech]}" "$turl/metadata")
 expect_eq "HTTPS answers with the certificate" 200 "$code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/cert.pem" \
+    --tlsv1.1 --tls-max 1.1 "$turl/metadata")
+[ "$code" != 200 ] && pass "TLS 1.1 is refused" ||
+    fail "TLS 1.1 was accepted"
 code=$(curl -s -o /dev/null -w '%{http_code}' "${turl/https/http}/metadata")
 [ "$code" != 200 ] && pass "plain HTTP on the TLS port gets no answer" ||
     fail "plain HTTP on the TLS port answered 200"
+
+# --- idle sessions end ----------------------------------------------------
+"$MEDREC" serve --db "$DB" --http 127.0.0.1:0 --idle-timeout 2s \
+    --access-log "" >"$T/idle.out" 2>"$T/idle.err" &
+_SRV_PIDS+=("$!")
+for ((i = 0; i < 100; i++)); do
+    iurl=$(head -n 1 "$T/idle.out" 2>/dev/null)
+    [ -n "$iurl" ] && break
+    sleep 0.1
+done
+isess=$(curl -s -X POST -d "{\"username\":\"tech\",\"password\":\"$PW\"}" \
+    "${iurl%/fhir}/auth/login" | jq -r .token)
+code=$(curl -s -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $isess" "$iurl/Patient/pat-x")
+expect_eq "a fresh session works" 200 "$code"
+sleep 3
+code=$(curl -s -o "$T/idle.body" -w '%{http_code}' \
+    -H "Authorization: Bearer $isess" "$iurl/Patient/pat-x")
+expect_eq "a session idle past the time-out gets 401" 401 "$code"
+expect_eq "and is told so" yes \
+    "$(jq -r '.issue[0].diagnostics | test("expired") | if . then "yes"
+        else "no" end' "$T/idle.body")"
 
 summary
