@@ -827,6 +827,7 @@ enum mr_err mr_records_break_glass(struct mr_records *r,
         (!a->role || !mr_policy_may_break_glass(r->policy, a->role))) {
         err = mr_diag_set(d, MR_EDENIED, "a %s may not break the glass",
                           a->role ? a->role : "user");
+        snprintf(detail, sizeof(detail), "break-the-glass refused: %s", reason);
         return audited(r, a, "break-glass", detail, patient, err, d);
     }
     end = mr_time_now_ms() + (int64_t)minutes * 60000;

@@ -450,6 +450,12 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
             mr_buf_reset(&resp->body);
         return;
     }
+    if (rt.nseg == 1 && !strcmp(type, "AuditEvent") && is_get(m)) {
+        /* The audit trail itself, not stored AuditEvent resources. */
+        resp->route = "/fhir/AuditEvent";
+        mr__fhir_audit(req, resp);
+        return;
+    }
     if (rt.nseg == 1) {
         resp->route = "/fhir/:type";
         if (is_get(m))

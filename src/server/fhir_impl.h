@@ -16,6 +16,9 @@ void mr__fhir_search(const struct mr_http_req *req, struct mr_http_resp *resp,
 
 /* GET /fhir/Type/id/_history, /fhir/Type/_history (id NULL) and
  * /fhir/_history (both NULL), a page at a time with a next link. */
+/* GET /fhir/AuditEvent: the audit trail (fhir_audit.c). */
+void mr__fhir_audit(const struct mr_http_req *req, struct mr_http_resp *resp);
+
 void mr__fhir_history_all(const struct mr_http_req *req,
                           struct mr_http_resp *resp, const char *type,
                           const char *id);

@@ -219,6 +219,29 @@ expect_eq "refusals are audited too" yes \
     "$(sqlite3 "$DB" "SELECT CASE WHEN count(*) > 0 THEN 'yes' ELSE 'no' END
         FROM audit WHERE actor = 'clerk' AND outcome = 'DENIED'")"
 
+# --- the trail as FHIR AuditEvent (auditors only) --------------------------
+as tech GET "/AuditEvent?patient=Patient/pat-x"
+expect_status 403 "a records technician does not read the audit trail"
+as aud GET "/AuditEvent?patient=Patient/pat-x&type=emergency"
+expect_status 200 "the auditor lists emergency accesses to the chart"
+expect_jq "as AuditEvents naming the clinician, the reason and the patient" \
+    '.total >= 2 and (.entry | all(.resource.resourceType == "AuditEvent" and
+      .resource.agent[0].who.display == "doc" and
+      .resource.purposeOfEvent[0].coding[0].code == "ETREAT" and
+      (.resource.entity | any(.what.reference == "Patient/pat-x"))))'
+as aud GET "/AuditEvent?agent=clerk&_sort=-date&_count=3"
+expect_jq "filtered by user, newest first, paged" \
+    '(.entry | length) <= 3 and (.entry | all(.resource.agent[0].who.display == "clerk"))
+     and ([.entry[].resource.recorded] | . == (sort | reverse))'
+as aud GET "/AuditEvent?agent=clerk&_sort=outcome"
+expect_jq "sortable by another field" \
+    '[.entry[].resource.outcomeDesc] | . == sort'
+M disclose Patient/pat-x --to "Synthetic Insurance Co" --purpose "claim review" \
+    --what "discharge summary" >/dev/null 2>&1
+as aud GET "/AuditEvent?patient=Patient/pat-x&type=disclosure"
+expect_jq "disclosures as AuditEvents" \
+    '.total == 1 and .entry[0].resource.type.code == "disclose"'
+
 # --- the patient: own chart, released results only ----------------------
 as pat GET /Patient/pat-x
 expect_status 200 "patient reads their own record"
