@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libsqlite3-dev sqlite3 libjansson-dev libsodium-dev libmicrohttpd-dev
 libcmocka-dev libpq-dev libgnutls28-dev zlib1g-dev bc jq curl wrk
-oathtool openssl"
+oathtool openssl chromium nodejs npm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
