@@ -354,9 +354,10 @@ void mr_auth_handle(struct mr_auth *a, const struct mr_http_req *req,
     } else if (!strcmp(p, "/whoami") && !strcmp(req->method, "GET")) {
         resp->route = "/auth/whoami";
         json_answer(resp, 200,
-                    json_pack("{s:s,s:s,s:s?}", "user", req->actor.user, "role",
-                              req->actor.role ? req->actor.role : "", "patient",
-                              req->actor.patient));
+                    json_pack("{s:s,s:s,s:s?,s:I}", "user", req->actor.user,
+                              "role", req->actor.role ? req->actor.role : "",
+                              "patient", req->actor.patient, "idle_timeout_s",
+                              (json_int_t)(a->idle_ms / 1000)));
     } else {
         struct mr_diag d;
         mr_diag_set(&d, MR_ENOTFOUND, "no such endpoint");

@@ -281,6 +281,14 @@ static int first_match(void *ctx, const struct mr_version *m, const char *json,
     return 0;
 }
 
+/* Why a change is made (X-Reason, percent-decoded by http.c): kept with
+ * the version and shown in its history. */
+static const char *reason_of(const struct mr_http_req *req)
+{
+    const char *r = req->header(req->header_ctx, "X-Reason");
+    return r && *r ? r : NULL;
+}
+
 static void create(const struct mr_http_req *req, struct mr_http_resp *resp,
                    const char *type)
 {
@@ -313,7 +321,7 @@ static void create(const struct mr_http_req *req, struct mr_http_resp *resp,
         }
     }
     if (mr_records_create(req->records, &req->actor, type, req->body,
-                          req->body_len, NULL, 0, &res, &d))
+                          req->body_len, reason_of(req), 0, &res, &d))
         mr__fhir_fail_diag(resp, &d);
     else
         write_result(req, resp, &res, 201);
@@ -338,8 +346,8 @@ static void update(const struct mr_http_req *req, struct mr_http_resp *resp,
     mr_result_init(&res);
     mr_diag_clear(&d);
     if (mr_records_put(req->records, &req->actor, type, id, req->body,
-                       req->body_len, expect, NULL, MR_WRITE_UPSERT, &res,
-                       &created, &d)) {
+                       req->body_len, expect, reason_of(req), MR_WRITE_UPSERT,
+                       &res, &created, &d)) {
         mr__fhir_fail_diag(resp, &d);
         if (d.code == MR_ENOTFOUND && expect > 0)
             resp->status = 412;
@@ -364,8 +372,8 @@ static void delete_resource(const struct mr_http_req *req,
         return;
     }
     mr_diag_clear(&d);
-    err = mr_records_delete(req->records, &req->actor, type, id, expect, NULL,
-                            &d);
+    err = mr_records_delete(req->records, &req->actor, type, id, expect,
+                            reason_of(req), &d);
     if (err == MR_OK || err == MR_EGONE)
         resp->status = 204; /* deleting twice is not an error */
     else

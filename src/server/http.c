@@ -10,6 +10,7 @@
 #include "server/server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -56,7 +57,7 @@ struct request {
     /* Headers the FHIR layer reads, copied: a write runs on the
      * committer thread while its connection is suspended. */
     char if_match[64], content_type[128], prefer[128];
-    char authorization[256], cookie[1024];
+    char authorization[256], cookie[1024], reason[512];
     struct mr_principal who; /* the signed-in user or token */
     char source[64];         /* client address */
     int gzip;                /* the client accepts gzip */
@@ -93,6 +94,28 @@ static struct mr_records *thread_records(struct server *srv, struct mr_diag *d)
     return tl_records;
 }
 
+/* Decode %XX in place (a reason is sent percent-encoded UTF-8); control
+ * characters become spaces. */
+static void pct_decode(char *s)
+{
+    char *o = s;
+
+    for (; *s; s++) {
+        if (*s == '%' && isxdigit((unsigned char)s[1]) &&
+            isxdigit((unsigned char)s[2])) {
+            char hex[3] = {s[1], s[2], '\0'};
+            *o = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *o = *s;
+        }
+        if ((unsigned char)*o < 0x20)
+            *o = ' ';
+        o++;
+    }
+    *o = '\0';
+}
+
 /* "127.0.0.1:5000" for the audit trail. */
 static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
 {
@@ -125,6 +148,8 @@ static const char *get_header(void *ctx, const char *name)
         return rq->authorization[0] ? rq->authorization : NULL;
     if (!strcasecmp(name, "Cookie"))
         return rq->cookie[0] ? rq->cookie : NULL;
+    if (!strcasecmp(name, "X-Reason"))
+        return rq->reason[0] ? rq->reason : NULL;
     return NULL;
 }
 
@@ -411,6 +436,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         error_resp(&rq->resp, MR_ETOOBIG, d.msg);
         return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
     }
+    {
+        const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     "Accept-Encoding");
+        rq->gzip = ae && strstr(ae, "gzip") != NULL;
+    }
     if (!strncmp(url, "/auth/", 6) && strlen(url) < sizeof(rq->path)) {
         auth = 1;
     } else if (strncmp(url, "/fhir", 5) != 0 && strlen(url) < 256) {
@@ -448,12 +478,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     copy_header(conn, "Authorization", rq->authorization,
                 sizeof(rq->authorization));
     copy_header(conn, "Cookie", rq->cookie, sizeof(rq->cookie));
+    copy_header(conn, "X-Reason", rq->reason, sizeof(rq->reason));
+    pct_decode(rq->reason);
     client_address(conn, rq->source, sizeof(rq->source));
-    {
-        const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     "Accept-Encoding");
-        rq->gzip = ae && strstr(ae, "gzip") != NULL;
-    }
     rq->req.method = rq->method;
     rq->req.path = rq->path;
     rq->req.base = rq->base;

@@ -83,7 +83,7 @@ expect_jq "update: versionId 2, new content, MRN kept" \
 
 jq -c '.telecom[0].value = "+1-555-000-0002"' "$T/created1.json" \
     >"$T/upd3.json"
-put_json "/Patient/$PID1" "$T/upd3.json"
+put_json "/Patient/$PID1" "$T/upd3.json" -H 'X-Reason: patient%20called%20%E2%80%94%20new%20phone' 
 expect_status 200 "PUT without If-Match"
 expect_header ETag '^W/"3"$' "PUT without If-Match"
 expect_jq "update: versionId 3" '.meta.versionId == "3"'
@@ -141,6 +141,12 @@ expect_jq "history: versions 1..4, one entry each, the delete included" \
 expect_jq "history: the delete has no resource and request DELETE" \
     '[.entry[] | select(.request.method == "DELETE")] | length == 1 and
      (.[0].resource == null) and .[0].response.etag == "W/\"4\""'
+expect_jq "history: the reason sent with X-Reason, and the author" \
+    '[.entry[] | select(.response.etag == "W/\"3\"") | .request.extension[] |
+      select(.url == "urn:medrec:reason") | .valueString] ==
+     ["patient called \u2014 new phone"] and
+     ([.entry[0].request.extension[] | select(.url == "urn:medrec:author")]
+      | length == 1)'
 expect_jq "history: live versions carry their resource" \
     '[.entry[] | select(.request.method != "DELETE") |
       .resource.meta.versionId == (.response.etag | ltrimstr("W/\"") |
