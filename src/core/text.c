@@ -230,7 +230,7 @@ enum mr_err mr_text_fold(const char *s, size_t n, struct mr_buf *out)
         if (k == FOLD_CP) {
             elen = utf8_encode(folded, enc);
         } else {
-            for (elen = 0; ascii[elen] && elen < sizeof(enc); elen++)
+            for (elen = 0; elen < sizeof(enc) && ascii[elen]; elen++)
                 enc[elen] = ascii[elen];
         }
         if (pending_space && out->len > start) {
