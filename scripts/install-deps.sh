@@ -5,7 +5,11 @@ set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libsqlite3-dev sqlite3 libjansson-dev libsodium-dev libmicrohttpd-dev
 libcmocka-dev libpq-dev libgnutls28-dev zlib1g-dev bc jq curl wrk
-oathtool openssl chromium nodejs npm"
+oathtool openssl chromium"
+# Node and npm (interop and browser tests) from Debian unless some Node is
+# already installed: Debian's npm conflicts with NodeSource's nodejs.
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
