@@ -655,8 +655,7 @@ static int sortable(const struct mr_search_param *sp)
     }
 }
 
-/* "-birthdate,name,_id": unknown names are reported like unknown
- * parameters (as "_sort=name"); known but unsortable ones are refused. */
+/* "-birthdate,name,_id": unknown and unsortable names are refused. */
 static enum mr_err add_sort(struct mr_query *q, const char *value,
                             struct mr_diag *d)
 {
@@ -688,16 +687,13 @@ static enum mr_err add_sort(struct mr_query *q, const char *value,
             k.special = MR_Q_LASTUPDATED;
         } else {
             k.param = mr_search_param_find(q->type, name);
-            if (!k.param || !strcmp(name, "phonetic")) {
-                struct mr_buf b = MR_BUF_INIT(QUERY_MAX_LEN);
-                err = mr_buf_addf(&b, "_sort=%s", name);
-                if (!err)
-                    err = add_unknown(q, b.ptr, d);
-                mr_buf_release(&b);
-                if (err)
-                    return err == MR_ENOMEM ? nomem(d) : err;
-                continue;
-            }
+            /* Refused even when unknown parameters are ignored: a sort
+             * cannot be silently left out. */
+            if (!k.param || !strcmp(name, "phonetic"))
+                return mr_diag_set(d, MR_EINVALID,
+                                   "_sort: \"%.64s\" is not a search "
+                                   "parameter of %s",
+                                   name, q->type);
             if (!sortable(k.param))
                 return mr_diag_set(d, MR_EINVALID,
                                    "_sort: cannot sort on \"%s\" (only "

@@ -304,6 +304,67 @@ static void logout(struct mr_auth *a, const struct mr_http_req *req,
     mr_buf_reset(&resp->body);
 }
 
+/* GET /auth/users: the users (administrators: manage-users). */
+static int user_row(void *ctx, const struct mr_user_info *u)
+{
+    json_t *arr = ctx;
+    int64_t now = mr_time_now_ms();
+
+    json_array_append_new(
+        arr, json_pack("{s:s,s:s,s:b,s:b,s:i,s:b,s:s?}", "name", u->name,
+                       "role", u->role, "mfa", u->mfa, "locked", u->locked,
+                       "failures", u->failures, "held", u->held_until > now,
+                       "patient", u->patient[0] ? u->patient : NULL));
+    return 0;
+}
+
+static void users(const struct mr_http_req *req, struct mr_http_resp *resp)
+{
+    struct mr_diag d;
+    json_t *arr = json_array();
+
+    mr_diag_clear(&d);
+    if (!arr ||
+        mr_records_user_list(req->records, &req->actor, user_row, arr, &d)) {
+        json_decref(arr);
+        if (!d.code)
+            mr_diag_set(&d, MR_ENOMEM, "out of memory");
+        fail(resp, &d);
+        return;
+    }
+    json_answer(resp, 200, json_pack("{s:o}", "users", arr));
+}
+
+/* POST /auth/users/NAME/{lock,unlock,mfa-off}: an administrator's change,
+ * audited by the records service. (Adding users and enabling MFA, which
+ * shows a secret, stay on the command line.) */
+static void user_change(const struct mr_http_req *req,
+                        struct mr_http_resp *resp, const char *rest)
+{
+    char name[80];
+    const char *slash = strchr(rest, '/');
+    struct mr_diag d;
+
+    mr_diag_clear(&d);
+    if (!slash || (size_t)(slash - rest) >= sizeof(name) ||
+        (strcmp(slash + 1, "lock") && strcmp(slash + 1, "unlock") &&
+         strcmp(slash + 1, "mfa-off"))) {
+        mr_diag_set(&d, MR_ENOTFOUND,
+                    "expected /auth/users/NAME/lock, unlock or mfa-off");
+        fail(resp, &d);
+        return;
+    }
+    memcpy(name, rest, (size_t)(slash - rest));
+    name[slash - rest] = '\0';
+    if (mr_records_user_change(req->records, &req->actor, name, slash + 1, NULL,
+                               0, NULL, &d)) {
+        fail(resp, &d);
+        return;
+    }
+    resp->status = 204;
+    mr_buf_reset(&resp->body);
+}
+
 static void break_glass(const struct mr_http_req *req,
                         struct mr_http_resp *resp)
 {
@@ -351,6 +412,12 @@ void mr_auth_handle(struct mr_auth *a, const struct mr_http_req *req,
     } else if (!strcmp(p, "/break-glass") && !strcmp(req->method, "POST")) {
         resp->route = "/auth/break-glass";
         break_glass(req, resp);
+    } else if (!strcmp(p, "/users") && !strcmp(req->method, "GET")) {
+        resp->route = "/auth/users";
+        users(req, resp);
+    } else if (!strncmp(p, "/users/", 7) && !strcmp(req->method, "POST")) {
+        resp->route = "/auth/users/:name/:change";
+        user_change(req, resp, p + 7);
     } else if (!strcmp(p, "/whoami") && !strcmp(req->method, "GET")) {
         resp->route = "/auth/whoami";
         json_answer(resp, 200,

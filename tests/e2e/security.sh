@@ -220,8 +220,10 @@ expect_eq "refusals are audited too" yes \
         FROM audit WHERE actor = 'clerk' AND outcome = 'DENIED'")"
 
 # --- the trail as FHIR AuditEvent (auditors only) --------------------------
-as tech GET "/AuditEvent?patient=Patient/pat-x"
-expect_status 403 "a records technician does not read the audit trail"
+as lab GET "/AuditEvent?patient=Patient/pat-x"
+expect_status 403 "a lab technician does not read the audit trail"
+as tech GET "/AuditEvent?patient=Patient/pat-x&_count=1"
+expect_status 200 "a records technician sees who looked at a chart"
 as aud GET "/AuditEvent?patient=Patient/pat-x&type=emergency"
 expect_status 200 "the auditor lists emergency accesses to the chart"
 expect_jq "as AuditEvents naming the clinician, the reason and the patient" \

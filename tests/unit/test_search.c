@@ -400,7 +400,7 @@ static void test_add_and_alloc_failures(void **state)
     struct mr_query q;
     struct mr_diag d;
     const char *qs = "name=Smith&identifier=a|b&subject=x&_id=1,2"
-                     "&birthdate=ge1984&_sort=name";
+                     "&birthdate=ge1984&_sort=date";
     int done = 0;
 
     mr_query_init(&q, "Patient");

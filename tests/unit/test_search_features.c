@@ -216,7 +216,8 @@ static void test_sort(void **state)
     expect(f, "Patient", "_sort=birthdate&_count=2&_offset=1",
            "m:Patient/p1 m:Patient/p2");
     refused(f, "Patient", "_sort=link", "cannot sort");
-    refused(f, "Patient", "_sort=nosuch", "_sort=nosuch");
+    refused(f, "Patient", "_sort=nosuch",
+            "\"nosuch\" is not a search parameter");
     refused(f, "Patient", "_sort=", "empty");
     refused(f, "Patient", "_sort=-", "empty");
 }
@@ -520,11 +521,15 @@ static void test_lenient(void **state)
     refused(f, "Patient", "nosuch=1&gender=male", "nosuch");
     assert_int_equal(search(f, "Patient",
                             "nosuch=1&gender=male&x.y=2"
-                            "&_sort=bad,birthdate",
+                            "&_sort=birthdate",
                             MR_SEARCH_LENIENT, &g, &info, &d),
                      MR_OK);
     assert_string_equal(g.s, "m:Patient/p2 m:Patient/p4");
-    assert_string_equal(info.ignored, "nosuch, x.y, _sort=bad");
+    assert_string_equal(info.ignored, "nosuch, x.y");
+    /* An unknown sort is refused even so: it cannot be left out. */
+    assert_int_equal(search(f, "Patient", "gender=male&_sort=bad",
+                            MR_SEARCH_LENIENT, &g, &info, &d),
+                     MR_EINVALID);
     assert_int_equal(
         search(f, "Patient", "gender=male", MR_SEARCH_LENIENT, &g, &info, &d),
         MR_OK);
