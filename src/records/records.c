@@ -607,11 +607,14 @@ static enum mr_err find_duplicate(struct mr_records *r, const json_t *p,
     if (err == MR_ENOMEM)
         mr_diag_set(d, err, "duplicate check failed: out of memory");
     if (err == MR_EDUPLICATE)
-        mr_diag_set(d, MR_EDUPLICATE,
-                    "possible duplicate: MRN %s (Patient/%s) has the same "
-                    "name, birth date and gender; registering anyway needs an "
-                    "explicit override",
-                    c.found_mrn[0] ? c.found_mrn : "-", c.found_id);
+        mr_diag_set(
+            d, MR_EDUPLICATE,
+            "possible duplicate: MRN %s (Patient/%s) has the same "
+            "name, birth date and gender; if this is a different person, "
+            "register with the override (medrec patient add --force; "
+            "over HTTP the header X-Duplicate-Checked: "
+            "different-person)",
+            c.found_mrn[0] ? c.found_mrn : "-", c.found_id);
 done:
     mr_query_release(&q);
     mr_buf_release(&ff);

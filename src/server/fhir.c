@@ -281,6 +281,12 @@ static int first_match(void *ctx, const struct mr_version *m, const char *json,
     return 0;
 }
 
+static int duplicate_checked(const struct mr_http_req *req)
+{
+    const char *v = req->header(req->header_ctx, "X-Duplicate-Checked");
+    return v && !strcmp(v, "different-person");
+}
+
 /* Why a change is made (X-Reason, percent-decoded by http.c): kept with
  * the version and shown in its history. */
 static const char *reason_of(const struct mr_http_req *req)
@@ -320,8 +326,13 @@ static void create(const struct mr_http_req *req, struct mr_http_resp *resp,
             goto done;
         }
     }
+    /* A clerk who has checked that a possible duplicate is a different
+     * person says so (X-Duplicate-Checked: different-person); the reason
+     * stays on the version. */
     if (mr_records_create(req->records, &req->actor, type, req->body,
-                          req->body_len, reason_of(req), 0, &res, &d))
+                          req->body_len, reason_of(req),
+                          duplicate_checked(req) ? MR_WRITE_FORCE : 0, &res,
+                          &d))
         mr__fhir_fail_diag(resp, &d);
     else
         write_result(req, resp, &res, 201);

@@ -57,7 +57,7 @@ struct request {
     /* Headers the FHIR layer reads, copied: a write runs on the
      * committer thread while its connection is suspended. */
     char if_match[64], content_type[128], prefer[128];
-    char authorization[256], cookie[1024], reason[512];
+    char authorization[256], cookie[1024], reason[512], dupcheck[32];
     struct mr_principal who; /* the signed-in user or token */
     char source[64];         /* client address */
     int gzip;                /* the client accepts gzip */
@@ -150,6 +150,8 @@ static const char *get_header(void *ctx, const char *name)
         return rq->cookie[0] ? rq->cookie : NULL;
     if (!strcasecmp(name, "X-Reason"))
         return rq->reason[0] ? rq->reason : NULL;
+    if (!strcasecmp(name, "X-Duplicate-Checked"))
+        return rq->dupcheck[0] ? rq->dupcheck : NULL;
     return NULL;
 }
 
@@ -479,6 +481,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                 sizeof(rq->authorization));
     copy_header(conn, "Cookie", rq->cookie, sizeof(rq->cookie));
     copy_header(conn, "X-Reason", rq->reason, sizeof(rq->reason));
+    copy_header(conn, "X-Duplicate-Checked", rq->dupcheck,
+                sizeof(rq->dupcheck));
     pct_decode(rq->reason);
     client_address(conn, rq->source, sizeof(rq->source));
     rq->req.method = rq->method;

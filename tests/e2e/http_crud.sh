@@ -512,6 +512,16 @@ expect_obs "by patient, code and date" \
     "patient=Patient/$PA&code=$LOINC|8302-2&date=ge2020-01-01" "$O2"
 expect_obs "by value-quantity" "value-quantity=gt170" "$O2" "$O4"
 
+# A possible duplicate registered anyway, once a clerk has checked that it
+# is a different person: the header says so, the reason stays.
+post_json /Patient "$T/p/001.json"
+expect_status 409 "a possible duplicate is refused"
+expect_jq "the refusal says how to override" \
+    '.issue[0].diagnostics | test("X-Duplicate-Checked")'
+post_json /Patient "$T/p/001.json" -H 'X-Duplicate-Checked: different-person' \
+    -H 'X-Reason: twin%20sister%2C%20checked%20ID'
+expect_status 201 "X-Duplicate-Checked: different-person registers it"
+
 # --- the access log -------------------------------------------------------
 snapshot "$T/final.snap"
 if [ -s "$ACCESS_LOG" ]; then
