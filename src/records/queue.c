@@ -46,6 +46,11 @@ static void run_batch(struct mr_queue *q, struct mr_job **jobs, size_t n)
             undo = jobs[i]->run(jobs[i]->ctx, r);
             err = mr_store_savepoint(r->st,
                                      undo ? MR_SP_ROLLBACK : MR_SP_RELEASE, &d);
+            /* Refusals outlive the undone request: their audit entries
+             * are written after its savepoint, in the same commit. */
+            if (!err && r->denials.n)
+                err = mr_records_write_audits(r, &r->denials, &d);
+            mr_audit_batch_release(&r->denials);
         }
         r->in_bundle = 0;
         if (!err)

@@ -80,6 +80,7 @@ void mr_records_close(struct mr_records *r)
         return;
     mr_store_close(r->st);
     mr_policy_free(r->policy);
+    mr_audit_batch_release(&r->denials);
     mr_ix_release(&r->ix);
     mr_buf_release(&r->out);
     mr_free(r);
@@ -1102,8 +1103,18 @@ enum mr_err mr__denied(struct mr_records *r, const struct mr_actor *a,
     enum mr_err err = d->code ? d->code : MR_EDENIED;
     struct mr_diag ad;
 
-    if (!a || !a->user || r->in_bundle)
-        return err; /* unattributable, or the Bundle answers for it */
+    if (!a || !a->user)
+        return err; /* unattributable */
+    if (r->in_bundle) {
+        /* Inside a group commit (or a Bundle), whose savepoint a failed
+         * request rolls back: kept aside and written after it. */
+        struct mr_audit_batch *keep = r->deferred;
+        r->deferred = &r->denials;
+        if (defer_audit(r, a, action, err, type, id, NULL, NULL, NULL))
+            err = mr_diag_set(d, MR_ENOMEM, "audit: out of memory");
+        r->deferred = keep;
+        return err;
+    }
     if (r->deferred)
         return defer_audit(r, a, action, err, type, id, NULL, NULL, NULL)
                    ? mr_diag_set(d, MR_ENOMEM, "audit: out of memory")
@@ -2397,6 +2408,17 @@ enum mr_err mr_records_bundle(struct mr_records *r, const struct mr_actor *a,
         mr_diag_set(d, err, "building the response: %s", mr_strerror(err));
 out:
     r->in_bundle = outer;
+    if (!outer && r->denials.n) {
+        /* Refusals inside a Bundle of our own: on the trail even though
+         * the Bundle's changes were undone. */
+        struct mr_diag ad;
+        if (!mr_store_begin(r->st, 1, &ad)) {
+            if (mr_records_write_audits(r, &r->denials, &ad) ||
+                mr_store_commit(r->st, &ad))
+                mr_store_rollback(r->st);
+        }
+        mr_audit_batch_release(&r->denials);
+    }
     r->next_id = NULL;
     r->ref_planned = NULL;
     r->ref_ctx = NULL;

@@ -30,6 +30,9 @@ struct mr_records {
     json_t *preparsed;
     struct mr_policy *policy; /* the access policy in force */
     char emergency[600]; /* detail for the next read's audit entry */
+    /* Refusals inside a group commit, written after the request's
+     * savepoint (which a failed request rolls back). */
+    struct mr_audit_batch denials;
     /* The resource whose references are being checked (it may refer to
      * itself). */
     char self_ref[1], self_type[64], self_id[80];

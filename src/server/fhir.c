@@ -108,9 +108,21 @@ static int64_t parse_etag(const char *v)
     if (*v == '"')
         v++;
     n = strtoll(v, &end, 10);
-    if (end == v || (*end && *end != '"') || n < 1)
+    /* W/"3", "3" or 3, and nothing after. */
+    if (end == v || n < 1)
+        return -1;
+    if (*end == '"')
+        end++;
+    if (*end)
         return -1;
     return n;
+}
+
+/* 405: the endpoint exists, the method does not apply to it. */
+static void method_not_allowed(struct mr_http_resp *resp, const char *msg)
+{
+    mr__fhir_fail(resp, MR_EUNSUPPORTED, msg);
+    resp->status = 405;
 }
 
 static int content_type_ok(const struct mr_http_req *req)
@@ -425,8 +437,8 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
     if (rt.nseg == 0) {
         resp->route = "/fhir";
         if (strcmp(m, "POST")) {
-            mr__fhir_fail(
-                resp, MR_EUNSUPPORTED,
+            method_not_allowed(
+                resp,
                 "the base URL takes POST of a batch or transaction Bundle");
             return;
         }
@@ -445,7 +457,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         if (is_get(m))
             capabilities(req, resp);
         else
-            mr__fhir_fail(resp, MR_EUNSUPPORTED, "metadata is read-only");
+            method_not_allowed(resp, "metadata is read-only");
         return;
     }
     if (rt.nseg == 1 && !strcmp(rt.seg[0], "_history") && is_get(m)) {
@@ -482,14 +494,14 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         else if (!strcmp(m, "POST"))
             create(req, resp, type);
         else
-            mr__fhir_fail(resp, MR_EUNSUPPORTED, "method not allowed here");
+            method_not_allowed(resp, "method not allowed here");
         return;
     }
     if (rt.nseg == 2 && !strcmp(rt.seg[1], "_search")) {
         struct mr_buf q = MR_BUF_INIT(64u << 10);
         resp->route = "/fhir/:type/_search";
         if (strcmp(m, "POST")) {
-            mr__fhir_fail(resp, MR_EUNSUPPORTED, "_search takes POST");
+            method_not_allowed(resp, "_search takes POST");
             return;
         }
         /* Form body and URL parameters together. */
@@ -528,7 +540,7 @@ void mr_fhir_handle(const struct mr_http_req *req, struct mr_http_resp *resp)
         else if (!strcmp(m, "DELETE"))
             delete_resource(req, resp, type, rt.seg[1]);
         else
-            mr__fhir_fail(resp, MR_EUNSUPPORTED, "method not allowed here");
+            method_not_allowed(resp, "method not allowed here");
         return;
     }
     if (rt.nseg == 3 && !strcmp(rt.seg[2], "_history") && is_get(m)) {

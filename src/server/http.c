@@ -56,8 +56,8 @@ struct request {
     char method[16];
     /* Headers the FHIR layer reads, copied: a write runs on the
      * committer thread while its connection is suspended. */
-    char if_match[64], content_type[128], prefer[128];
-    char authorization[256], cookie[1024], reason[512], dupcheck[32];
+    char if_match[64], content_type[128], prefer[512];
+    char authorization[256], cookie[4096], reason[512], dupcheck[32];
     struct mr_principal who; /* the signed-in user or token */
     char source[64];         /* client address */
     int gzip;                /* the client accepts gzip */
@@ -116,6 +116,30 @@ static void pct_decode(char *s)
     *o = '\0';
 }
 
+/* libmicrohttpd's unescaping of paths and query arguments, except that
+ * %00 stays as it is: a decoded NUL would end the C string there and make
+ * "Patient/x%00junk" act on Patient/x. Left encoded it is refused as an
+ * invalid id or simply matches nothing. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *o = s, *start = s;
+
+    (void)cls;
+    (void)c;
+    for (; *s; s++) {
+        if (*s == '%' && isxdigit((unsigned char)s[1]) &&
+            isxdigit((unsigned char)s[2]) && !(s[1] == '0' && s[2] == '0')) {
+            char hex[3] = {s[1], s[2], '\0'};
+            *o++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - start);
+}
+
 /* "127.0.0.1:5000" for the audit trail. */
 static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
 {
@@ -155,14 +179,20 @@ static const char *get_header(void *ctx, const char *name)
     return NULL;
 }
 
-static void copy_header(struct MHD_Connection *conn, const char *name,
-                        char *dst, size_t cap)
+/* Copy a header the handlers read; one that does not fit is refused (1),
+ * never dropped: a dropped If-Match would make an update unconditional. */
+static int copy_header(struct MHD_Connection *conn, const char *name, char *dst,
+                       size_t cap)
 {
     const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 
     dst[0] = '\0';
-    if (v && strlen(v) < cap)
-        snprintf(dst, cap, "%s", v);
+    if (!v)
+        return 0;
+    if (strlen(v) >= cap)
+        return 1;
+    snprintf(dst, cap, "%s", v);
+    return 0;
 }
 
 struct qctx {
@@ -396,7 +426,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     struct mr_diag d;
     struct mr_records *records;
     const char *host;
-    int auth = 0, signed_in;
+    int auth = 0, signed_in, long_hdr = 0;
 
     (void)version;
     if (!rq) {
@@ -471,19 +501,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                  ? host
                  : srv->base_host);
     snprintf(rq->path, sizeof(rq->path), "%s", url + 5);
-    copy_header(conn, "If-Match", rq->if_match, sizeof(rq->if_match));
-    copy_header(conn, "If-None-Exist", rq->if_none_exist,
-                sizeof(rq->if_none_exist));
-    copy_header(conn, "Content-Type", rq->content_type,
-                sizeof(rq->content_type));
-    copy_header(conn, "Prefer", rq->prefer, sizeof(rq->prefer));
-    copy_header(conn, "Authorization", rq->authorization,
-                sizeof(rq->authorization));
-    copy_header(conn, "Cookie", rq->cookie, sizeof(rq->cookie));
-    copy_header(conn, "X-Reason", rq->reason, sizeof(rq->reason));
-    copy_header(conn, "X-Duplicate-Checked", rq->dupcheck,
-                sizeof(rq->dupcheck));
+    long_hdr |=
+        copy_header(conn, "If-Match", rq->if_match, sizeof(rq->if_match));
+    long_hdr |= copy_header(conn, "If-None-Exist", rq->if_none_exist,
+                            sizeof(rq->if_none_exist));
+    long_hdr |= copy_header(conn, "Content-Type", rq->content_type,
+                            sizeof(rq->content_type));
+    long_hdr |= copy_header(conn, "Prefer", rq->prefer, sizeof(rq->prefer));
+    /* An overlong credential is no credential: 401. */
+    (void)copy_header(conn, "Authorization", rq->authorization,
+                      sizeof(rq->authorization));
+    (void)copy_header(conn, "Cookie", rq->cookie, sizeof(rq->cookie));
+    long_hdr |= copy_header(conn, "X-Reason", rq->reason, sizeof(rq->reason));
+    long_hdr |= copy_header(conn, "X-Duplicate-Checked", rq->dupcheck,
+                            sizeof(rq->dupcheck));
     pct_decode(rq->reason);
+    if (long_hdr) {
+        rq->resp.route = "-";
+        error_resp(&rq->resp, MR_EINVALID,
+                   "a header (If-Match, If-None-Exist, Content-Type, Prefer, "
+                   "X-Reason) is longer than this server reads; nothing was "
+                   "done");
+        return send_resp(srv, conn, rq->method, &rq->resp, rq->t0, rq->gzip);
+    }
     client_address(conn, rq->source, sizeof(rq->source));
     rq->req.method = rq->method;
     rq->req.path = rq->path;
@@ -681,7 +721,8 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
         (unsigned)(cfg->timeout_s ? cfg->timeout_s : 30),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MR_HTTP_MAX_HEADER,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!daemon) {
         mr_queue_stop(srv.queue);
         mr_diag_set(d, MR_EIO, "cannot listen on %s%s",
