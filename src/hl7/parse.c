@@ -553,7 +553,7 @@ enum mr_err mr_hl7_parse(struct mr_hl7_msg *m, const char *data, size_t len,
     /* First pass: syntax and limits, and the sizes for one allocation. */
     p = data;
     while (next_line(&p, end, &ls, &ln)) {
-        size_t nf;
+        size_t nf = 0;
         if (nsegs == lim->max_segments) {
             set_loc(where, NULL, 0, 0, MR_HL7_ERR_INTERNAL);
             return mr_diag_set(d, MR_ETOOBIG,
