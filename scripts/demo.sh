@@ -42,13 +42,16 @@ if [ -d "$SYN" ]; then
     $BIN import "$SYN"/*.json | tail -1
 fi
 
-# Sign-in: a records technician with a fresh random password, an
-# auditor, and an API token for curl. (Synthetic accounts; the demo
-# database is not for real use.)
+# Sign-in: one user per role the workspace has screens for, all with the
+# same fresh random password, and an API token for curl. (Synthetic
+# accounts; the demo database is not for real use.)
 PW=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
-say "$BIN user add tech --role records-technician --password-stdin"
-echo "$PW" | $BIN user add tech --role records-technician --password-stdin
-echo "$PW" | $BIN user add auditor --role auditor --password-stdin
+DEMO_USERS="tech:records-technician doctor:clinician clerk:admission-clerk
+auditor:auditor admin:admin"
+say "$BIN user add tech --role records-technician --password-stdin   # and doctor, clerk, auditor, admin"
+for u in $DEMO_USERS; do
+    echo "$PW" | $BIN user add "${u%%:*}" --role "${u#*:}" --password-stdin
+done
 run $BIN user list
 say "$BIN token create demo-curl --role records-technician --expires 1d"
 TOKEN=$($BIN token create demo-curl --role records-technician --expires 1d)
@@ -57,7 +60,10 @@ echo "$PW" > "$DEMO_DIR/login.txt"
 chmod 600 "$DEMO_DIR/login.txt"
 
 PORT=${MEDREC_DEMO_PORT:-8080}
+URL="http://127.0.0.1:$PORT/"
 cat <<MSG
+
+Open the records workspace: $URL
 
 The demo database is $DB ($N synthetic patients, Ana Rivera with MRN $MRN,
 and the Synthea charts when ../shared/data is present).
@@ -69,10 +75,17 @@ Try, in another terminal:
   curl -s http://127.0.0.1:$PORT/fhir/metadata | head -c 300
   curl -s -X POST -d '{"username":"tech","password":"$PW"}' http://127.0.0.1:$PORT/auth/login
 
-Login: user "tech", password "$PW" (also in $DEMO_DIR/login.txt);
-user "auditor" has the same password. Every access is audited.
+Sign in at $URL with password "$PW" (also in $DEMO_DIR/login.txt) as:
+  tech      records technician: find, register, chart, correct, who looked
+  doctor    clinician: chart, add problems/allergies/prescriptions/results,
+            break the glass on restricted charts
+  clerk     admission clerk: find, register, encounters (no results or notes)
+  auditor   auditor: who looked (the access log)
+  admin     administrator: users, lock/unlock, MFA off
+Every access is audited.
 MSG
 [ -n "${MEDREC_DEMO_NO_SERVE:-}" ] && exit 0
 echo
-echo "Starting the FHIR server at http://127.0.0.1:$PORT/fhir (login: tech / $PW; Ctrl-C stops it):"
+echo "Web workspace: $URL  (users tech, doctor, clerk, auditor, admin; password $PW)"
+echo "Starting the server (FHIR API at ${URL}fhir; Ctrl-C stops it):"
 exec $BIN serve --db "$DB" --http "127.0.0.1:$PORT" --access-log "$DEMO_DIR/access.log"

@@ -9,25 +9,31 @@ import { h, fill } from './dom.js';
 import { searchView } from './search.js';
 import { registerView } from './patient-form.js';
 import { chartView, forgetChart } from './chart.js';
+import { accessPage } from './audit.js';
+import { usersPage } from './admin.js';
 
 // What each role is shown. The server enforces the policy
 // (src/security/policy_default.json); this only keeps menus a role cannot
 // use out of its way.
 const ROLE_MENUS = {
   'records-technician': ['search', 'register', 'clinical', 'results', 'notes',
-    'encounters', 'edit', 'history'],
+    'encounters', 'edit', 'history', 'add-clinical', 'add-result',
+    'amend-note', 'access-log'],
   'admission-clerk': ['search', 'register', 'encounters', 'edit', 'history'],
   clinician: ['search', 'clinical', 'results', 'notes', 'encounters',
-    'history', 'break-glass'],
+    'history', 'break-glass', 'add-clinical', 'add-result', 'amend-note'],
   coder: ['search', 'clinical', 'notes', 'encounters', 'history'],
-  'lab-technician': ['search', 'results'],
+  'lab-technician': ['search', 'results', 'add-result'],
   patient: ['own-chart', 'clinical', 'results', 'notes', 'encounters'],
+  auditor: ['access-log'],
+  admin: ['users'],
 };
 
 const ROLE_NAMES = {
   'records-technician': 'records technician',
   'admission-clerk': 'admission clerk',
   'lab-technician': 'lab technician',
+  admin: 'administrator',
 };
 
 const state = {
@@ -103,8 +109,26 @@ async function signOut() {
   clearTimeout(state.idleTimer);
   forgetAll();
   // The next person to sign in starts from the search, not this chart.
-  window.history.replaceState(null, '', '#/search');
+  window.history.replaceState(null, '', '#/');
   showSignIn('You have signed out.');
+}
+
+/** What a refused sign-in says: a locked account and too many failures
+ * in the server's words, anything else without telling which part. */
+function signInProblem(ex) {
+  const said = ex.message ? ex.message[0].toUpperCase() + ex.message.slice(1)
+    : '';
+  if (ex instanceof ApiError && ex.status === 403 && /locked/i.test(ex.message)) {
+    return said.replace(/\.?$/, '.');
+  }
+  if (ex instanceof ApiError && ex.status === 429) {
+    return `${said.replace(/\.?$/, '.')} (The account is held after ` +
+      'repeated wrong passwords or codes.)';
+  }
+  if (ex instanceof ApiError && ex.status === 403) {
+    return 'The user name, password or code is not right.';
+  }
+  return ex.message;
 }
 
 function showSignIn(message) {
@@ -159,9 +183,7 @@ function showSignIn(message) {
       route();
     } catch (ex) {
       pass.value = '';
-      err.textContent = ex instanceof ApiError && ex.status === 403
-        ? 'The user name, password or code is not right.'
-        : ex.message;
+      err.textContent = signInProblem(ex);
       pass.focus();
     } finally {
       button.disabled = false;
@@ -182,6 +204,8 @@ function renderTopbar(section) {
   const items = [];
   if (can('search')) items.push(['search', '#/search', 'Find patient']);
   if (can('register')) items.push(['register', '#/register', 'Register patient']);
+  if (can('access-log')) items.push(['access', '#/access', 'Who looked']);
+  if (can('users')) items.push(['users', '#/users', 'Users']);
   if (can('own-chart') && state.user.patient) {
     items.push(['patient', `#/patient/${encodeURIComponent(
       state.user.patient.replace(/^Patient\//, ''))}`, 'My record']);
@@ -208,6 +232,8 @@ function parseHash() {
 
 function defaultSection() {
   if (can('search')) return '#/search';
+  if (can('access-log')) return '#/access';
+  if (can('users')) return '#/users';
   if (can('own-chart') && state.user.patient) {
     return `#/patient/${encodeURIComponent(
       state.user.patient.replace(/^Patient\//, ''))}`;
@@ -243,6 +269,10 @@ function route() {
     searchView(main, ctx);
   } else if (section === 'register' && can('register')) {
     registerView(main, ctx);
+  } else if (section === 'access' && can('access-log')) {
+    accessPage(main, ctx, parts[1] || '');
+  } else if (section === 'users' && can('users')) {
+    usersPage(main, ctx);
   } else if (section === 'patient' && parts[1]) {
     chartView(main, ctx, parts[1], parts.slice(2));
   } else if (!defaultSection()) {
@@ -281,6 +311,8 @@ async function start() {
     const r = await api('/auth/whoami', { noSessionCheck: true });
     state.user = { user: r.body.user, role: r.body.role,
       patient: r.body.patient || null };
+    state.idleMs = (r.body.idle_timeout_s || 0) * 1000;
+    resetIdleTimer();
     route();
   } catch {
     showSignIn('');

@@ -15,13 +15,18 @@ import { nameOf, age, sexLabel, mrnOf, fmtDate, fmtDay, ccText, codeIn,
 import { trendPlot } from './plot.js';
 import { editForm } from './patient-form.js';
 import { historyView } from './history.js';
+import { addForm, amendForm, attachmentText, KINDS } from './record-forms.js';
+import { accessLogView } from './audit.js';
 
 // The chart on screen, kept in memory while moving between its sections;
 // forgotten at sign-out, session end and when another chart opens.
 let cache = null;
+// A result just added: the results section opens its trend once.
+let pendingTrend = null;
 
 export function forgetChart() {
   cache = null;
+  pendingTrend = null;
 }
 
 const enc = encodeURIComponent;
@@ -33,7 +38,11 @@ const SECTIONS = [
   ['notes', 'Notes', 'notes'],
   ['demographics', 'Demographics', 'edit'],
   ['history', 'History', 'history'],
+  ['access', 'Access log', 'access-log'],
 ];
+
+// Sections reached from a section, not from the tabs: [key, need].
+const EXTRA = [['add', null], ['amend', 'amend-note']];
 
 // ---- errors and emergency access ------------------------------------------
 
@@ -289,6 +298,12 @@ function encounterRows(id, list) {
     cell(e.status)));
 }
 
+function addLink(ctx, id, kind, label) {
+  return ctx.can(kind === 'result' ? 'add-result' : 'add-clinical')
+    ? h('p', null, h('a', { href: `#/patient/${enc(id)}/add/${kind}`,
+      class: 'add-link' }, label)) : null;
+}
+
 function summary(ctx, id, loads) {
   const root = h('div', { id: 'chart-summary', class: 'summary',
     'aria-busy': 'true', 'data-ready': 'false' });
@@ -314,17 +329,20 @@ function summary(ctx, id, loads) {
   if (loads.problems) {
     add('problems', 'Active problems', loads.problems, [
       { label: 'Problem' }, { label: 'ICD-10-CM' }, { label: 'Since' },
-      { label: 'Status' }], conditionRows, 'No active problems recorded.');
+      { label: 'Status' }], conditionRows, 'No active problems recorded.',
+    addLink(ctx, id, 'problem', 'Add a problem'));
   }
   if (loads.meds) {
     add('medications', 'Current medications', loads.meds, [
       { label: 'Medication' }, { label: 'Dosage' }, { label: 'Prescribed' },
-      { label: 'Status' }], medicationRows, 'No current prescriptions.');
+      { label: 'Status' }], medicationRows, 'No current prescriptions.',
+    addLink(ctx, id, 'prescription', 'Add a prescription'));
   }
   if (loads.allergies) {
     add('allergies', 'Allergies and intolerances', loads.allergies, [
       { label: 'Substance' }, { label: 'Reaction' }, { label: 'Criticality' },
-      { label: 'Since' }], allergyRows, 'No allergies recorded.');
+      { label: 'Since' }], allergyRows, 'No allergies recorded.',
+    addLink(ctx, id, 'allergy', 'Add an allergy'));
   }
   if (loads.encounters) {
     add('encounters', 'Recent encounters', loads.encounters, [
@@ -374,7 +392,10 @@ function resultsSection(ctx, id, body) {
   const list = h('div', { id: 'results-list' });
   fill(body, h('h2', null, 'Results'),
     h('div', { class: 'controls' },
-      h('label', { for: 'res-category' }, 'Show'), select),
+      h('label', { for: 'res-category' }, 'Show'), select,
+      ctx.can('add-result') ? h('a', { href: `#/patient/${enc(id)}/add/result`,
+        class: 'button-link add-link', id: 'add-result' }, 'Add a lab result')
+        : null),
     trend, list);
 
   async function showTrend(o) {
@@ -464,6 +485,13 @@ function resultsSection(ctx, id, body) {
           into: t.tBodies[0] };
       },
       render: rows,
+    }).then(() => {
+      // A result just added: its trend, with the new point.
+      if (pendingTrend && pendingTrend.id === id && ctx.alive()) {
+        const o = pendingTrend.obs;
+        pendingTrend = null;
+        showTrend(o);
+      }
     }).catch((e) => {
       if (!isQuiet(ctx, e)) fill(list, problemBox(ctx, id, e, load));
     }).finally(() => list.setAttribute('aria-busy', 'false'));
@@ -514,15 +542,9 @@ function encountersSection(ctx, id, body) {
 // ---- notes and documents ----------------------------------------------------
 
 /** The text of a base64 attachment, if it is text (at most 200 KB). */
-function attachmentText(a) {
-  if (!a.data || !/^text\//i.test(a.contentType || 'text/plain')) return null;
-  try {
-    const bin = atob(a.data.slice(0, 270000));
-    const bytes = Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-    return new TextDecoder('utf-8').decode(bytes.slice(0, 200000));
-  } catch {
-    return null;
-  }
+function shownText(a) {
+  const t = attachmentText(a);
+  return t === null ? null : t.slice(0, 200000);
 }
 
 function notesSection(ctx, id, body) {
@@ -547,7 +569,7 @@ function notesSection(ctx, id, body) {
         ].filter(Boolean).join(' · ');
         const parts = (d.content || []).map((c, i) => {
           const a = c.attachment || {};
-          const text = attachmentText(a);
+          const text = shownText(a);
           const label = a.title || a.contentType || `Attachment ${i + 1}`;
           if (text !== null) {
             return h('details', null, h('summary', null, `Show text: ${label}`),
@@ -563,13 +585,74 @@ function notesSection(ctx, id, body) {
           d.description && d.description !== title
             ? h('p', null, d.description) : null,
           parts,
-          h('a', { href: `#/patient/${enc(id)}/history/DocumentReference/` +
-            enc(d.id), class: 'small-link' }, 'History'));
+          h('p', { class: 'note-links' },
+            h('a', { href: `#/patient/${enc(id)}/history/DocumentReference/` +
+              enc(d.id), class: 'small-link',
+            'aria-label': `History of ${title}` }, 'History'),
+            ctx.can('amend-note') && d.status === 'current' &&
+              (d.content || []).some((c) => attachmentText(c.attachment) !==
+                null)
+              ? [' · ', h('a', { href: `#/patient/${enc(id)}/amend/` +
+                enc(d.id), class: 'small-link amend-link',
+              'aria-label': `Amend ${title}` }, 'Amend')] : null));
       }),
     }).catch((e) => {
       if (!isQuiet(ctx, e)) fill(list, problemBox(ctx, id, e, load));
     });
   load();
+}
+
+// ---- adding and amending -------------------------------------------------------
+
+function addSection(ctx, id, body, kind) {
+  const k = KINDS[kind];
+  if (!k || !ctx.can(kind === 'result' ? 'add-result' : 'add-clinical')) {
+    fill(body, h('p', null, 'This section is not available to your role.'));
+    return;
+  }
+  const { form, first } = addForm(ctx, id, kind, (created) => {
+    const header = cache && cache.id === id ? cache : null;
+    if (kind === 'allergy' && header) header.allergies = null;
+    ctx.notify(`Saved the ${k.noun}.`);
+    if (kind === 'result') {
+      pendingTrend = { id, obs: created };
+      ctx.navigate(`#/patient/${enc(id)}/results`);
+    } else {
+      ctx.navigate(`#/patient/${enc(id)}`);
+    }
+  });
+  fill(body, h('h2', { id: 'add-title' }, k.title),
+    h('p', { class: 'muted' }, 'The new entry is a first version in the ' +
+      'record; its history keeps who added it and why.'), form);
+  first.focus();
+}
+
+async function amendSection(ctx, id, body, docId) {
+  fill(body, h('h2', null, 'Amend a note'), h('p', { class: 'muted' },
+    'Loading the note…'));
+  let r;
+  try {
+    r = await api(`/fhir/DocumentReference/${enc(docId || '')}`,
+      { signal: ctx.signal });
+  } catch (e) {
+    if (!isQuiet(ctx, e)) fill(body, h('h2', null, 'Amend a note'),
+      problemBox(ctx, id, e, () => amendSection(ctx, id, body, docId)));
+    return;
+  }
+  if (!ctx.alive()) return;
+  const d = r.body;
+  const made = amendForm(ctx, id, d, r.etag, (saved) => {
+    ctx.notify(`Saved: version ${(saved && saved.meta &&
+      saved.meta.versionId) || 'new'} of the note.`);
+    ctx.navigate(`#/patient/${enc(id)}/history/DocumentReference/${enc(d.id)}`);
+  });
+  const title = ccText(d.type) || d.description || 'Note';
+  fill(body, h('h2', { id: 'amend-title' }, `Amend: ${title}`),
+    h('p', { class: 'muted' }, [fmtDate(d.date), d.docStatus
+      ? `document: ${d.docStatus}` : ''].filter(Boolean).join(' · ')),
+    made ? made.form : h('p', null, 'This document has no text that can be ' +
+      'amended here.'));
+  if (made) made.first.focus();
 }
 
 // ---- the view ---------------------------------------------------------------
@@ -617,8 +700,11 @@ export async function chartView(main, ctx, id, rest) {
   const body = h('div', { class: 'chart-body', id: 'chart-body' });
   fill(main, h('article', { class: 'chart', 'aria-labelledby': 'chart-name' },
     header(ctx, c.patient, allergiesP), tabs(ctx, id, section), body));
-  const need = (SECTIONS.find(([k]) => k === section) || [])[2];
-  if (!SECTIONS.some(([k]) => k === section) || (need && !ctx.can(need))) {
+  const need = (SECTIONS.find(([k]) => k === section) || [])[2] ||
+    (EXTRA.find(([k]) => k === section) || [])[1];
+  const known = SECTIONS.some(([k]) => k === section) ||
+    EXTRA.some(([k]) => k === section);
+  if (!known || (need && !ctx.can(need))) {
     fill(body, h('p', null, 'This section is not available to your role.'));
   } else if (section === 'summary') {
     const sum = summary(ctx, id, loads);
@@ -643,6 +729,15 @@ export async function chartView(main, ctx, id, rest) {
           r.body.meta.versionId) || 'new'} of the demographics.`);
         ctx.navigate(`#/patient/${enc(id)}/history`);
       }));
+  } else if (section === 'add') {
+    addSection(ctx, id, body, rest[1]);
+  } else if (section === 'amend') {
+    amendSection(ctx, id, body, rest[1]);
+  } else if (section === 'access') {
+    const box = h('div');
+    fill(body, h('h2', null, 'Access log'), h('p', { class: 'muted' },
+      'Who opened, searched or changed this chart, newest first.'), box);
+    accessLogView(box, ctx, { patientId: id });
   } else if (section === 'history') {
     const [type, rid] = rest[1] && rest[2] ? [rest[1], rest[2]] : ['Patient', id];
     historyView(ctx, body, id, type, rid, problemBox);

@@ -4,11 +4,12 @@
 import { fhirGet, getPath, linkPath, ApiError } from './api.js';
 import { h, fill } from './dom.js';
 import { fmtDate } from './fmt.js';
+import { attachmentText } from './record-forms.js';
 
 // Who and why are not in FHIR's history Bundle; medrec records them per
-// version. They are read from extensions on the entry's request or
-// response, or on the resource's meta (see the reply: the server does not
-// send them yet).
+// version and sends them as extensions of the entry's request
+// (urn:medrec:author, urn:medrec:reason); the response and the resource's
+// meta are looked at too.
 const WHO = /(^|[:/])author$/;
 const WHY = /(^|[:/])reason$/;
 
@@ -42,9 +43,15 @@ export function flatten(value, path = '', out = []) {
     if (!value.length) out.push([path, '[]']);
     value.forEach((v, i) => flatten(v, `${path}[${i}]`, out));
   } else {
+    // A text attachment is compared as its text, not as base64.
+    const text = typeof value.data === 'string' ? attachmentText(value) : null;
     for (const [k, v] of Object.entries(value)) {
       const p = path ? `${path}.${k}` : k;
       if (p === 'meta.versionId' || p === 'meta.lastUpdated') continue;
+      if (k === 'data' && text !== null) {
+        out.push([`${p} (text)`, text]);
+        continue;
+      }
       flatten(v, p, out);
     }
   }
@@ -68,6 +75,27 @@ export function diff(older, newer) {
   });
 }
 
+/**
+ * A changed value with the part that changed marked: [before, changed,
+ * after] for each side (common start and end left plain).
+ */
+function marked(was, now) {
+  const a = [...was];
+  const b = [...now];
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  let j = 0;
+  while (j < a.length - i && j < b.length - i &&
+    a[a.length - 1 - j] === b[b.length - 1 - j]) j++;
+  const part = (x) => [x.slice(0, i).join(''), x.slice(i, x.length - j)
+    .join(''), x.slice(x.length - j).join('')];
+  return [part(a), part(b)];
+}
+
+function side(tag, [pre, mid, post]) {
+  return h(tag, null, pre, mid ? h('mark', null, mid) : null, post);
+}
+
 function diffTable(rows, showSame) {
   const shown = rows.filter((r) => showSame || r.kind !== 'same');
   if (!shown.length) return h('p', { class: 'muted' }, 'No differences.');
@@ -79,13 +107,17 @@ function diffTable(rows, showSame) {
       h('th', { scope: 'col' }, 'Older version'),
       h('th', { scope: 'col' }, 'Newer version'),
       h('th', { scope: 'col' }, 'Change'))),
-    h('tbody', null, shown.map((r) => h('tr', { class: `diff-${r.kind}` },
-      h('td', { class: 'mono' }, r.path),
-      h('td', null, r.was === undefined ? '' : r.kind === 'same' ? r.was
-        : h('del', null, r.was)),
-      h('td', null, r.now === undefined ? '' : r.kind === 'same' ? r.now
-        : h('ins', null, r.now)),
-      h('td', null, label[r.kind]))))));
+    h('tbody', null, shown.map((r) => {
+      const [was, now] = r.kind === 'changed' ? marked(r.was, r.now)
+        : [[r.was, '', ''], [r.now, '', '']];
+      return h('tr', { class: `diff-${r.kind}` },
+        h('td', { class: 'mono' }, r.path),
+        h('td', { class: 'value' }, r.was === undefined ? ''
+          : r.kind === 'same' ? r.was : side('del', was)),
+        h('td', { class: 'value' }, r.now === undefined ? ''
+          : r.kind === 'same' ? r.now : side('ins', now)),
+        h('td', null, label[r.kind]));
+    }))));
 }
 
 export async function historyView(ctx, body, patientId, type, id, problemBox) {
@@ -122,10 +154,10 @@ export async function historyView(ctx, body, patientId, type, id, problemBox) {
       h('td', { class: 'num' }, String(versionOf(e))),
       h('td', null, fmtDate(e.response && e.response.lastModified)),
       h('td', null, what),
-      h('td', null, extValue(e, WHO) || '—'),
-      h('td', null, extValue(e, WHY) || '—'));
+      h('td', { class: 'who' }, extValue(e, WHO) || '—'),
+      h('td', { class: 'why' }, extValue(e, WHY) || '—'));
   });
-  const vt = h('table', { class: 'data' },
+  const vt = h('table', { class: 'data', id: 'versions' },
     h('caption', { class: 'sr-only' }, 'Versions, newest first'),
     h('thead', null, h('tr', null, ['Version', 'When', 'Change', 'Who',
       'Why'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -151,8 +183,8 @@ export async function historyView(ctx, body, patientId, type, id, problemBox) {
   for (const el of [selA, selB, same]) el.addEventListener('change', render);
   fill(list,
     h('div', { class: 'scroll' }, vt),
-    whoKnown ? null : h('p', { class: 'muted' }, 'Who made each change and ' +
-      'why is kept by the server but not yet sent with the history.'),
+    whoKnown ? null : h('p', { class: 'muted' }, 'Who made these ' +
+      'versions and why was not recorded.'),
     versions.length > 1 ? h('section', { class: 'compare',
       'aria-labelledby': 'cmp-h' },
     h('h3', { id: 'cmp-h' }, 'Compare versions'),

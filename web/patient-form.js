@@ -356,11 +356,16 @@ export function registerView(main, ctx) {
       `${list.length} patient${list.length === 1 ? ' has' : 's have'} the ` +
       'same family name and birth date. Check that this is a different ' +
       'person before registering.'), duplicateList(list),
-    key === asked && key !== confirmed ? h('button', { type: 'button',
-      class: 'secondary', on: { click: () => {
+    key === asked && key !== confirmed ? overrideButton(key) : null);
+  }
+
+  /** "This is a different person": registers with X-Duplicate-Checked. */
+  function overrideButton(key) {
+    return h('button', { type: 'button', class: 'secondary override',
+      on: { click: () => {
         confirmed = key;
         f.form.requestSubmit();
-      } } }, 'This is a different person: register') : null);
+      } } }, 'This is a different person: register');
   }
 
   const f = buildForm(ctx, {
@@ -379,8 +384,13 @@ export function registerView(main, ctx) {
       return false;
     },
     onSubmit: async (patient) => {
+      // The person checked the possible duplicates and says this is a
+      // different person: the server registers anyway and keeps that.
+      const v = f.values();
+      const headers = confirmed && confirmed === keyOf(v)
+        ? { 'X-Duplicate-Checked': 'different-person' } : {};
       const r = await api('/fhir/Patient', { method: 'POST', body: patient,
-        signal: ctx.signal });
+        headers, signal: ctx.signal });
       if (!ctx.alive()) return;
       ctx.notify(`Registered ${nameOf(r.body)}, MRN ${mrnOf(r.body)}.`);
       ctx.navigate(`#/patient/${encodeURIComponent(r.body.id)}`);
@@ -389,9 +399,17 @@ export function registerView(main, ctx) {
       if (err.status !== 409) return false;
       // The server refuses a likely duplicate; it names the one it found.
       const m = /Patient\/([A-Za-z0-9.-]{1,64})/.exec(err.message);
-      fill(box, h('p', null, err.message), m ? h('p', null, h('a', {
-        href: `#/patient/${encodeURIComponent(m[1])}` },
-      'Open the existing chart')) : null);
+      const key = keyOf(f.values());
+      // The override the server's message mentions, as a button.
+      const text = err.message.replace(/;?\s*if this is a different person.*$/i,
+        '.');
+      fill(box, h('p', null, text.charAt(0).toUpperCase() + text.slice(1)),
+        m ? h('p', null, h('a', {
+          href: `#/patient/${encodeURIComponent(m[1])}` },
+        'Open the existing chart')) : null,
+        confirmed === key ? null : h('p', null, 'If you have checked that ' +
+          'this is a different person, register anyway: ',
+        overrideButton(key)));
       return true;
     },
   });

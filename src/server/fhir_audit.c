@@ -295,8 +295,8 @@ void mr__fhir_audit(const struct mr_http_req *req, struct mr_http_resp *resp)
                           "type, source or entity");
             return;
         }
-        g.sort = strcmp(s, "date") ? s : NULL;
         memmove(sort, s, strlen(s) + 1);
+        g.sort = strcmp(sort, "date") ? sort : NULL;
     }
     err =
         mr_records_audit_search(req->records, &req->actor, &f, gather, &g, &d);
