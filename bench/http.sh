@@ -81,11 +81,13 @@ request = function()
   local body = '{"resourceType":"Patient","name":[{"family":"Load' ..
     tid .. 'x' .. counter ..
     '","given":["Bench"]}],"gender":"female","birthDate":"1980-01-01"}'
+  -- Headers given here replace wrk's -H ones, so the token comes along.
   return wrk.format("POST", "/fhir/Patient",
-    {["Content-Type"] = "application/fhir+json"}, body)
+    {["Content-Type"] = "application/fhir+json",
+     ["Authorization"] = "Bearer " .. os.getenv("MEDREC_BENCH_TOKEN")}, body)
 end
 LUA
-wrk -t2 -c64 -d"${DUR}s" --latency -H "Authorization: Bearer $TOKEN" \
+MEDREC_BENCH_TOKEN=$TOKEN wrk -t2 -c64 -d"${DUR}s" --latency \
     -s "$OUT/post.lua" "$U" |
     awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{e=$NF}
          END{printf "%s creates/s, p50 %s, p99 %s%s\n", r, p50, p99, e ? ", non-2xx " e : ""}'
