@@ -309,7 +309,8 @@ void mr__fhir_audit(const struct mr_http_req *req, struct mr_http_resp *resp)
             mr__fhir_fail_diag(resp, &d);
         goto done;
     }
-    qsort(g.rows, g.n, sizeof(*g.rows), g.sort ? by_key : by_date);
+    if (g.n) /* qsort must not be given NULL, even for no rows */
+        qsort(g.rows, g.n, sizeof(*g.rows), g.sort ? by_key : by_date);
     entries = json_array();
     for (i = 0; i < g.n && (long)i < cnt && entries; i++)
         json_array_append_new(

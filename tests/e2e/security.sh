@@ -238,6 +238,9 @@ expect_jq "filtered by user, newest first, paged" \
 as aud GET "/AuditEvent?agent=clerk&_sort=outcome"
 expect_jq "sortable by another field" \
     '[.entry[].resource.outcomeDesc] | . == sort'
+as aud GET "/AuditEvent?agent=doc&action=read&date=ge2099-01-01"
+expect_jq "no entries after a future date: an empty searchset" \
+    '.total == 0 and (.entry | length == 0)'
 M disclose Patient/pat-x --to "Synthetic Insurance Co" --purpose "claim review" \
     --what "discharge summary" >/dev/null 2>&1
 as aud GET "/AuditEvent?patient=Patient/pat-x&type=disclosure"
