@@ -17,9 +17,9 @@ static double run(const char *path, int n, int per_tx)
 {
     struct mr_store *st = NULL;
     struct mr_diag d;
-    struct mr_audit_entry e = {0, "bench", "records-technician", "127.0.0.1",
-                               "read", "ok", "Patient", "p00000001",
-                               "Patient/p00000001", NULL, NULL};
+    struct mr_audit_entry e = {
+        0,         "bench",     "records-technician", "127.0.0.1", "read", "ok",
+        "Patient", "p00000001", "Patient/p00000001",  NULL,        NULL};
     double t0;
     int i;
 

@@ -117,13 +117,13 @@ struct mr_query {
     const char *type;
     struct mr_q_clause *clauses;
     size_t n;
-    uint32_t count;    /* page size, 1..MR_QUERY_MAX_COUNT */
-    uint32_t offset;   /* _offset paging */
+    uint32_t count;  /* page size, 1..MR_QUERY_MAX_COUNT */
+    uint32_t offset; /* _offset paging */
     /* _page_after / _page_before: keyset paging in creation order (refused
      * with _sort and _offset); 0 when absent. */
     int64_t page_after, page_before;
     struct mr_q_page *page; /* filled by the store when not NULL */
-    int summary_count; /* _summary=count */
+    int summary_count;      /* _summary=count */
     /* _total: MR_TOTAL_BOUNDED (default: counted up to MR_QUERY_TOTAL_CAP,
      * else left out), MR_TOTAL_NONE, MR_TOTAL_ACCURATE. */
     int total_mode;

@@ -36,8 +36,8 @@ struct mr_actor {
     const char *role;    /* a role of the policy; NULL only for local */
     const char *source;  /* "cli", "127.0.0.1:5000" ... */
     const char *patient; /* the patient role: "Patient/id" of their chart */
-    int local; /* the command line: with no role it has the rights of
-                  whoever can open the database file */
+    int local;           /* the command line: with no role it has the rights of
+                            whoever can open the database file */
 };
 
 struct mr_records;
@@ -307,8 +307,7 @@ enum mr_err mr_records_user_change(struct mr_records *r,
                                    const char *op, const char *arg,
                                    size_t arglen, struct mr_buf *uri,
                                    struct mr_diag *d) MR_WUR;
-enum mr_err mr_records_user_list(struct mr_records *r,
-                                 const struct mr_actor *a,
+enum mr_err mr_records_user_list(struct mr_records *r, const struct mr_actor *a,
                                  int (*cb)(void *ctx,
                                            const struct mr_user_info *u),
                                  void *ctx, struct mr_diag *d) MR_WUR;

@@ -29,7 +29,7 @@ struct mr_records {
      * already parsed, so it is neither parsed nor validated again. */
     json_t *preparsed;
     struct mr_policy *policy; /* the access policy in force */
-    char emergency[600]; /* detail for the next read's audit entry */
+    char emergency[600];      /* detail for the next read's audit entry */
     /* Refusals inside a group commit, written after the request's
      * savepoint (which a failed request rolls back). */
     struct mr_audit_batch denials;

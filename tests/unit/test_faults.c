@@ -25,7 +25,8 @@
 
 #define MAX_N 2000
 
-static const struct mr_actor ACTOR = {"fault-tester", NULL, "unit-test", NULL, 1};
+static const struct mr_actor ACTOR = {"fault-tester", NULL, "unit-test", NULL,
+                                      1};
 
 struct fx {
     char dir[64];
