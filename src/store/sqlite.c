@@ -2466,51 +2466,6 @@ static const char *col_or_null(sqlite3_stmt *st, int col)
     return (const char *)sqlite3_column_text(st, col);
 }
 
-static enum mr_err sq_audit_scan(struct mr_store *base, const char *patient,
-                                 mr_audit_cb cb, void *ctx, struct mr_diag *d)
-{
-    struct sq_store *s = (struct sq_store *)base;
-    sqlite3_stmt *st = NULL;
-    struct mr_audit_entry e;
-    int rc, r;
-    enum mr_err err = MR_OK;
-    const char *sql =
-        patient ? "SELECT seq, ts, actor, role, source, action, outcome,"
-                  " type, id, patient, query, detail FROM audit"
-                  " WHERE patient = ?1 ORDER BY seq"
-                : "SELECT seq, ts, actor, role, source, action, outcome,"
-                  " type, id, patient, query, detail FROM audit"
-                  " ORDER BY seq";
-
-    rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return map_rc(s, rc, d, "prepare audit scan");
-    if (patient)
-        sqlite3_bind_text(st, 1, patient, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        e.ts = sqlite3_column_int64(st, 1);
-        e.actor = col_or_null(st, 2);
-        e.role = col_or_null(st, 3);
-        e.source = col_or_null(st, 4);
-        e.action = col_or_null(st, 5);
-        e.outcome = col_or_null(st, 6);
-        e.type = col_or_null(st, 7);
-        e.id = col_or_null(st, 8);
-        e.patient = col_or_null(st, 9);
-        e.query = col_or_null(st, 10);
-        e.detail = col_or_null(st, 11);
-        r = cb(ctx, sqlite3_column_int64(st, 0), &e);
-        if (r) {
-            err = cb_result(r);
-            break;
-        }
-    }
-    if (!err && rc != SQLITE_DONE)
-        err = map_rc(s, rc, d, "audit scan");
-    sqlite3_finalize(st);
-    return err;
-}
-
 static enum mr_err sq_audit_query(struct mr_store *base,
                                   const struct mr_audit_filter *f,
                                   mr_audit_cb cb, void *ctx, struct mr_diag *d)
@@ -2577,6 +2532,17 @@ static enum mr_err sq_audit_query(struct mr_store *base,
         err = map_rc(s, rc, d, "audit search");
     uncache(s, st);
     return err;
+}
+
+/* Every entry, or one patient's: the audit search with one filter. */
+static enum mr_err sq_audit_scan(struct mr_store *base, const char *patient,
+                                 mr_audit_cb cb, void *ctx, struct mr_diag *d)
+{
+    struct mr_audit_filter f;
+
+    memset(&f, 0, sizeof(f));
+    f.patient = patient;
+    return sq_audit_query(base, &f, cb, ctx, d);
 }
 
 static enum mr_err sq_audit_chain(struct mr_store *base,
