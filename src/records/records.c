@@ -1698,6 +1698,34 @@ static int urlmap_cmp(const void *x, const void *y)
                   ((const struct urlmap *)y)->from);
 }
 
+/* The first two matches of a conditional "Type?query" inside a Bundle,
+ * searched as the actor: search rights on the type, and only what the
+ * actor may see (a conditional must not reveal what a search would
+ * not). Unknown parameters are refused: ignoring one would widen it. */
+static enum mr_err conditional_matches(struct bundle_ctx *b, const char *type,
+                                       const char *qs, size_t len,
+                                       struct ref_ctx *c, struct mr_diag *d)
+{
+    struct mr_query query;
+    enum mr_err err;
+
+    if ((err = mr__authorize(b->r, b->a, MR_ACT_SEARCH, type, d)))
+        return err;
+    err = mr_query_parse(&query, type, qs, len, d);
+    if (!err && query.nunknown)
+        err = mr_diag_set(d, MR_EINVALID,
+                          "%s: \"%s\" is not a supported search parameter",
+                          type, query.unknown[0]);
+    if (!err)
+        err = mr__restrict_query(b->r, b->a, &query, d);
+    if (!err) {
+        query.count = 2;
+        err = mr_store_search(b->r->st, &query, first_id_cb, c, NULL, d);
+    }
+    mr_query_release(&query);
+    return err;
+}
+
 /* Resolve "Type?query" to the one matching "Type/id" (or NULL with
  * b->err set). Runs inside the bundle's transaction. */
 static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
@@ -1705,7 +1733,6 @@ static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
 {
     char type[64], *ref;
     const char *q = memchr(s, '?', n);
-    struct mr_query query;
     struct ref_ctx c = {"", "", 0};
     enum mr_err err;
 
@@ -1715,12 +1742,8 @@ static const char *resolve_conditional(struct bundle_ctx *b, const char *s,
     type[q - s] = '\0';
     if (!mr_fhir_is_resource_type(type))
         return NULL;
-    err = mr_query_parse(&query, type, q + 1, n - (size_t)(q - s) - 1, b->d);
-    if (!err) {
-        query.count = 2;
-        err = mr_store_search(b->r->st, &query, first_id_cb, &c, NULL, b->d);
-    }
-    mr_query_release(&query);
+    err =
+        conditional_matches(b, type, q + 1, n - (size_t)(q - s) - 1, &c, b->d);
     if (!err && c.n != 1)
         err = mr_diag_set(b->d, c.n ? MR_ECONFLICT : MR_ENOTFOUND,
                           "conditional reference \"%.*s\" matches %d "
@@ -1977,20 +2000,10 @@ static void rewrite_tree(struct bundle_ctx *b, json_t *v)
 static enum mr_err resolve_target(struct bundle_ctx *b, struct plan *p,
                                   struct mr_diag *d)
 {
-    struct mr_query query;
     struct ref_ctx c = {"", "", 0};
     enum mr_err err;
 
-    err = mr_query_parse(&query, p->type, p->cond, strlen(p->cond), d);
-    if (!err && query.nunknown)
-        err = mr_diag_set(d, MR_EINVALID,
-                          "%s: \"%s\" is not a supported search parameter",
-                          p->type, query.unknown[0]);
-    if (!err) {
-        query.count = 2;
-        err = mr_store_search(b->r->st, &query, first_id_cb, &c, NULL, d);
-    }
-    mr_query_release(&query);
+    err = conditional_matches(b, p->type, p->cond, strlen(p->cond), &c, d);
     if (err)
         return err;
     if (c.n > 1)
