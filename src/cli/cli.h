@@ -67,5 +67,6 @@ int cmd_disclosures(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_hl7(int argc, char **argv);
 
 #endif

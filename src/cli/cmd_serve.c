@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "hl7/parse.h"
 #include "server/server.h"
 
 #include <getopt.h>
@@ -12,6 +13,8 @@ static const char usage_text[] =
     "                    [--tls-cert PEM --tls-key PEM]\n"
     "                    [--idle-timeout MINUTES|SECONDSs] [--require-mfa]\n"
     "                    [--allow-plain-http]\n"
+    "                    [--mllp ADDR:PORT [--mllp-frame-timeout SECONDS]\n"
+    "                     [--mllp-max-frame BYTES] [--mllp-allow-remote]]\n"
     "\n"
     "Serve the FHIR R4 API at http://ADDR:PORT/fhir (default\n"
     "127.0.0.1:8080; port 0 picks a free one), https:// with --tls-cert\n"
@@ -30,9 +33,26 @@ static const char usage_text[] =
     "The access log (JSON Lines, no query strings or health data) goes to\n"
     "stderr unless --access-log says otherwise. SIGTERM or SIGINT stops it\n"
     "after in-flight requests. Limits: request body 32 MiB, headers\n"
-    "16 KiB, idle connection time-out 30 s.\n";
+    "16 KiB, idle connection time-out 30 s.\n"
+    "\n"
+    "--mllp also receives HL7 v2 messages (ADT, ORU^R01, ORM^O01,\n"
+    "OML^O21) over MLLP from senders registered with `medrec hl7 sender\n"
+    "add`; it prints \"mllp listening on ADDR:PORT\". Each message is\n"
+    "acknowledged (AA/AE/AR) after it, its effects and its audit entries\n"
+    "are committed. A frame must end within --mllp-frame-timeout seconds\n"
+    "(30) of its start and be at most --mllp-max-frame bytes (1048576);\n"
+    "a connection silent for an hour is closed. Addresses other than\n"
+    "loopback need --mllp-allow-remote (put a TLS tunnel in front).\n";
 
 static const char *scheme = "http";
+static char mllp_host[64];
+
+static void on_mllp_ready(void *ctx, unsigned port)
+{
+    (void)ctx;
+    printf("mllp listening on %s:%u\n", mllp_host, port);
+    fflush(stdout);
+}
 
 static void on_ready(void *ctx, unsigned port)
 {
@@ -56,6 +76,10 @@ int cmd_serve(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, 'i'},
         {"require-mfa", no_argument, NULL, 'm'},
         {"allow-plain-http", no_argument, NULL, 'p'},
+        {"mllp", required_argument, NULL, 'L'},
+        {"mllp-frame-timeout", required_argument, NULL, 'F'},
+        {"mllp-max-frame", required_argument, NULL, 'M'},
+        {"mllp-allow-remote", no_argument, NULL, 'R'},
         {0, 0, 0, 0}};
     struct cli c;
     struct mr_server_config cfg = {0};
@@ -113,6 +137,30 @@ int cmd_serve(int argc, char **argv)
         case 'p':
             cfg.allow_plain_http = 1;
             break;
+        case 'L': {
+            const char *colon = strrchr(optarg, ':');
+            cfg.mllp.addr = optarg;
+            snprintf(mllp_host, sizeof(mllp_host), "%.*s",
+                     colon ? (int)(colon - optarg) : 0, optarg);
+            break;
+        }
+        case 'F':
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 3600)
+                return cli_usage("serve",
+                                 "--mllp-frame-timeout: 1 to 3600 seconds");
+            cfg.mllp.frame_timeout_s = (unsigned)v;
+            break;
+        case 'M':
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 1024 || v > (long)MR_HL7_MAX_BYTES)
+                return cli_usage("serve", "--mllp-max-frame: 1024 to %u bytes",
+                                 MR_HL7_MAX_BYTES);
+            cfg.mllp.max_frame = (size_t)v;
+            break;
+        case 'R':
+            cfg.mllp.allow_remote = 1;
+            break;
         case 'm':
             cfg.require_mfa = 1;
             break;
@@ -136,6 +184,7 @@ int cmd_serve(int argc, char **argv)
     }
     cfg.db = c.db;
     cfg.ready = on_ready;
+    cfg.mllp_ready = on_mllp_ready;
     mr_diag_clear(&d);
     if (mr_server_run(&cfg, &d))
         rc = cli_fail(&d);

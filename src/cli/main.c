@@ -28,6 +28,7 @@ static const struct command {
     {"audit", cmd_audit, "search and verify the audit trail"},
     {"disclose", cmd_disclose, "record a disclosure of a patient's record"},
     {"disclosures", cmd_disclosures, "accounting of disclosures for a patient"},
+    {"hl7", cmd_hl7, "HL7 v2 feed: senders, send, import, log, replay"},
 };
 
 static void usage(FILE *f)

@@ -158,7 +158,8 @@ static enum mr_err add_slice(struct mr_buf *out, struct mr_hl7_slice v)
     return mr_buf_add(out, v.ptr, v.len);
 }
 
-/* An ERR segment (and nothing for AA). */
+/* An ERR segment: an error for AE/AR, a warning for an AA with a reason,
+ * nothing for a plain AA. */
 static enum mr_err add_err(struct mr_buf *out, const struct mr_hl7_delims *dl,
                            enum mr_hl7_charset cs, int minor,
                            const struct mr_hl7_ack *a)
@@ -171,7 +172,7 @@ static enum mr_err add_err(struct mr_buf *out, const struct mr_hl7_delims *dl,
     int have_seg = w && w->seg[0];
     enum mr_err err;
 
-    if (a->code == MR_HL7_AA)
+    if (a->code == MR_HL7_AA && !(a->reason && a->reason[0]))
         return MR_OK;
     err = mr_buf_adds(out, "ERR");
     if (!err)
@@ -198,7 +199,8 @@ static enum mr_err add_err(struct mr_buf *out, const struct mr_hl7_delims *dl,
         if (!err)
             err = add_text(out, dl, cs, mr_hl7_errcode_text(code));
         if (!err)
-            err = mr_buf_addf(out, "%cHL70357%cE%c%c%c%c", cs_, fs, fs, fs, fs,
+            err = mr_buf_addf(out, "%cHL70357%c%c%c%c%c%c", cs_, fs,
+                              a->code == MR_HL7_AA ? 'W' : 'E', fs, fs, fs,
                               fs);
         if (!err)
             err = add_text(out, dl, cs, reason);
@@ -235,7 +237,8 @@ static enum mr_err add_msa(struct mr_buf *out, const struct mr_hl7_delims *dl,
                       mr_hl7_ack_code_name(a->code), dl->field);
     if (!err)
         err = ctrl_text ? mr_buf_adds(out, ctrl_text) : add_slice(out, ctrl);
-    if (!err && a->code != MR_HL7_AA && minor < 5) {
+    if (!err && (a->code != MR_HL7_AA || (a->reason && a->reason[0])) &&
+        minor < 5) {
         const char *reason =
             a->reason && a->reason[0]
                 ? a->reason

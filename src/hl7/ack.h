@@ -26,7 +26,8 @@ struct mr_hl7_ack {
     const char *timestamp;
     /* For AE and AR: where the error is and its table 0357 code (NULL:
      * no location, code 207), and the reason as UTF-8 text (NULL: the
-     * code's description). Ignored for AA. */
+     * code's description). For AA, a reason makes the ERR a warning
+     * (ERR-4 "W"; MSA-3 before v2.5) and where is its location. */
     const struct mr_hl7_loc *where;
     const char *reason;
 };

@@ -441,4 +441,66 @@ enum mr_err mr_records_disclosures(struct mr_records *r,
                                    mr_disclosure_cb cb, void *ctx,
                                    struct mr_diag *d) MR_WUR;
 
+/* ---- the HL7 v2 feed (hl7.c; docs/hl7.md) ---- */
+
+/* Register (active=1) or withdraw (0) a sending system: MSH-3.1 app and
+ * MSH-4.1 facility ("" or NULL: any facility) acting with role. Needs
+ * manage-interfaces; versioned and audited. */
+enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
+                                      const struct mr_actor *a,
+                                      const char *app, const char *facility,
+                                      const char *role, int active,
+                                      struct mr_diag *d) MR_WUR;
+typedef int (*mr_hl7_sender_cb)(void *ctx, const char *app,
+                                const char *facility, const char *role,
+                                int active);
+enum mr_err mr_records_hl7_senders(struct mr_records *r,
+                                   const struct mr_actor *a,
+                                   mr_hl7_sender_cb cb, void *ctx,
+                                   struct mr_diag *d) MR_WUR;
+
+/* What became of a received message. */
+struct mr_hl7_outcome {
+    int64_t id;       /* its row in the interface log */
+    char status[16];  /* applied, unmatched, error, rejected */
+    char ack_code[4]; /* AA, AE, AR */
+    int repeat;       /* a repeat of a logged message: not applied again */
+    char detail[800];
+};
+
+/*
+ * Receive one HL7 v2 message (the bytes of one MLLP frame or one message
+ * of a file) carried by `via` (the transport: its user and source are
+ * audited; the sender's identity and role come from MSH-3/MSH-4 and the
+ * registry). The message is logged, applied as its sender, and its
+ * outcome, ACK and audit entries are kept, in the caller's group commit
+ * or in a transaction of its own. ack receives the ACK to send (for a
+ * repeat, the one sent before). MR_OK means the ACK may be sent (once the
+ * transaction commits); an error means medrec itself failed and nothing
+ * was kept: send no AA.
+ */
+enum mr_err mr_records_hl7_receive(struct mr_records *r,
+                                   const struct mr_actor *via,
+                                   const char *bytes, size_t len,
+                                   struct mr_buf *ack,
+                                   struct mr_hl7_outcome *out,
+                                   struct mr_diag *d) MR_WUR;
+
+/* Apply logged message id again (after the patient was registered or the
+ * sender fixed): for unmatched, error and rejected messages that were
+ * kept. Needs manage-interfaces. */
+enum mr_err mr_records_hl7_replay(struct mr_records *r,
+                                  const struct mr_actor *a, int64_t id,
+                                  struct mr_buf *ack,
+                                  struct mr_hl7_outcome *out,
+                                  struct mr_diag *d) MR_WUR;
+
+/* The interface log, newest first (needs manage-interfaces; audited after
+ * cb has seen the rows: an adapter shows nothing until MR_OK). */
+enum mr_err mr_records_hl7_messages(struct mr_records *r,
+                                    const struct mr_actor *a,
+                                    const struct mr_hl7_filter *f,
+                                    mr_hl7_cb cb, void *ctx,
+                                    struct mr_diag *d) MR_WUR;
+
 #endif

@@ -46,6 +46,7 @@ static const char *const privilege_names[MR_PRIV__COUNT] = {
     "manage-policy",
     "merge-patients",
     "release-to-patient",
+    "manage-interfaces",
 };
 
 /* Roles the rest of medrec refers to by name: a policy must define them. */
@@ -729,7 +730,8 @@ static enum mr_err parse_privileges(struct ld *c, const json_t *arr,
         if (k == MR_PRIV__COUNT)
             return fail(c,
                         "%s is not a privilege (manage-users, "
-                        "manage-policy, merge-patients, release-to-patient)",
+                        "manage-policy, merge-patients, release-to-patient,"
+                        " manage-interfaces)",
                         quote(s, q));
         *privs |= 1u << k;
         path_pop(c, old);

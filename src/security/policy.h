@@ -58,6 +58,8 @@ enum mr_privilege {
     MR_PRIV_MANAGE_POLICY, /* "manage-policy" */
     MR_PRIV_MERGE,         /* "merge-patients": merge duplicate charts */
     MR_PRIV_RELEASE,       /* "release-to-patient": set the release tag */
+    MR_PRIV_INTERFACES,    /* "manage-interfaces": HL7 senders, the
+                              interface log (raw messages), replays */
     MR_PRIV__COUNT
 };
 

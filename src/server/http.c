@@ -658,6 +658,7 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     struct mr_records *probe;
     char host[64], *cert = NULL, *key = NULL;
     struct MHD_OptionItem tls_opts[4];
+    struct mr_mllp_server *mllp = NULL;
 
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
@@ -734,13 +735,25 @@ enum mr_err mr_server_run(const struct mr_server_config *cfg, struct mr_diag *d)
     port = info ? info->port : ntohs(sa.sin_port);
     inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
     snprintf(srv.base_host, sizeof(srv.base_host), "%s:%u", host, port);
+    if (cfg->mllp.addr) {
+        unsigned mport = 0;
+        if (mr_mllp_server_start(&cfg->mllp, srv.queue, &mllp, &mport, d)) {
+            MHD_stop_daemon(daemon);
+            mr_queue_stop(srv.queue);
+            goto fail;
+        }
+        if (cfg->mllp_ready)
+            cfg->mllp_ready(cfg->ready_ctx, mport);
+    }
     if (cfg->ready)
         cfg->ready(cfg->ready_ctx, port);
 
     while (sigwait(&set, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
         ;
-    /* Stop accepting, let in-flight requests finish, then close. */
+    /* Stop accepting, let in-flight requests and messages finish, then
+     * close. */
     MHD_quiesce_daemon(daemon);
+    mr_mllp_server_stop(mllp);
     mr_queue_stop(srv.queue); /* commits and resumes what is pending */
     MHD_stop_daemon(daemon);
     for (i = 0; i < srv.nhandles; i++)

@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "medrec/medrec.h"
 #include "records/records.h"
+#include "server/mllp.h"
 
 #include <stdio.h>
 
@@ -31,6 +32,10 @@ struct mr_server_config {
     /* Called once listening, with the actual port (for tests). */
     void (*ready)(void *ctx, unsigned port);
     void *ready_ctx;
+    /* HL7 v2 over MLLP (src/server/mllp.h): listen on mllp.addr when set;
+     * mllp_ready is called with its port. */
+    struct mr_mllp_config mllp;
+    void (*mllp_ready)(void *ctx, unsigned port);
 };
 
 /* Serve until SIGTERM or SIGINT; in-flight requests finish first. */

@@ -138,6 +138,40 @@ static const char *const mr__sqlite_migrations[] = {
     "CREATE TRIGGER audit_checkpoint_append_only_d BEFORE DELETE ON"
     "  audit_checkpoint BEGIN"
     "  SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
+
+    /* 4: the HL7 v2 interface log (docs/hl7.md). Every message received
+     * is kept as it arrived, with what became of it, so it can be
+     * searched, acknowledged again and replayed. The bytes and identity
+     * of a message never change; its status does (a replay after a fix).
+     * One row per sender and control id: a repeat is counted, not
+     * stored again. Rejected messages (unknown sender, unreadable) are
+     * not keyed: a control id is only the sender's once it is known. */
+    "CREATE TABLE hl7_message("
+    "  id INTEGER PRIMARY KEY,"
+    "  received INTEGER NOT NULL," /* UTC ms */
+    "  sender TEXT NOT NULL,"      /* MSH-3.1|MSH-4.1 */
+    "  control_id TEXT NOT NULL,"  /* MSH-10 */
+    "  type TEXT NOT NULL,"        /* MSH-9.1^MSH-9.2 */
+    "  source TEXT NOT NULL,"      /* peer address or cli */
+    "  raw BLOB,"                  /* NULL when the sender is unknown */
+    "  status TEXT NOT NULL,"
+    "  ack_code TEXT NOT NULL,"
+    "  ack BLOB,"
+    "  detail TEXT,"
+    "  patient TEXT,"
+    "  resources TEXT,"
+    "  updated INTEGER NOT NULL,"
+    "  repeats INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX hl7_message_key ON hl7_message(sender, control_id)"
+    "  WHERE status <> 'rejected';"
+    "CREATE INDEX hl7_message_status ON hl7_message(status, id);"
+    "CREATE TRIGGER hl7_message_keep_u BEFORE UPDATE ON hl7_message"
+    "  WHEN NEW.id IS NOT OLD.id OR NEW.received IS NOT OLD.received"
+    "  OR NEW.sender IS NOT OLD.sender OR NEW.control_id IS NOT OLD.control_id"
+    "  OR NEW.type IS NOT OLD.type OR NEW.raw IS NOT OLD.raw BEGIN"
+    "  SELECT RAISE(ABORT, 'received messages are kept as they came'); END;"
+    "CREATE TRIGGER hl7_message_keep_d BEFORE DELETE ON hl7_message BEGIN"
+    "  SELECT RAISE(ABORT, 'received messages are never removed'); END;",
 };
 
 #define MR__SQLITE_NMIGRATIONS                                                 \

@@ -2768,6 +2768,178 @@ static enum mr_err sq_counts(struct mr_store *base, int64_t *resources,
     return MR_OK;
 }
 
+/* ---- the HL7 v2 interface log ---------------------------------------- */
+
+static void bind_blob_or_null(sqlite3_stmt *st, int i, const char *v,
+                              size_t len)
+{
+    if (v)
+        sqlite3_bind_blob64(st, i, v, len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static enum mr_err sq_hl7_add(struct mr_store *base,
+                              const struct mr_hl7_row *row, int64_t *id,
+                              struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t now = mr_time_now_ms();
+    int rc;
+
+    rc = prep_cached(s,
+                     "INSERT INTO hl7_message(received, sender, control_id,"
+                     " type, source, raw, status, ack_code, ack, detail,"
+                     " patient, resources, updated) VALUES(?1, ?2, ?3, ?4,"
+                     " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?1)",
+                     &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare interface log");
+    sqlite3_bind_int64(st, 1, row->received ? row->received : now);
+    sqlite3_bind_text(st, 2, row->sender ? row->sender : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, row->control_id ? row->control_id : "", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, row->type ? row->type : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, row->source ? row->source : "", -1,
+                      SQLITE_STATIC);
+    bind_blob_or_null(st, 6, row->raw, row->raw_len);
+    sqlite3_bind_text(st, 7, row->status ? row->status : "received", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, row->ack_code ? row->ack_code : "", -1,
+                      SQLITE_STATIC);
+    bind_blob_or_null(st, 9, row->ack, row->ack_len);
+    bind_text_or_null(st, 10, row->detail);
+    bind_text_or_null(st, 11, row->patient);
+    bind_text_or_null(st, 12, row->resources);
+    rc = sqlite3_step(st);
+    uncache(s, st);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return mr_diag_set(d, MR_EEXISTS,
+                           "message %s from %s is already in the log",
+                           row->control_id, row->sender);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "write interface log");
+    *id = sqlite3_last_insert_rowid(s->db);
+    return MR_OK;
+}
+
+static enum mr_err sq_hl7_update(struct mr_store *base,
+                                 const struct mr_hl7_row *row, int repeat,
+                                 struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = prep_cached(s,
+                     repeat ? "UPDATE hl7_message SET repeats = repeats + 1,"
+                              " updated = ?1 WHERE id = ?2"
+                            : "UPDATE hl7_message SET updated = ?1, status ="
+                              " ?3, ack_code = ?4, ack = ?5, detail = ?6,"
+                              " patient = ?7, resources = ?8 WHERE id = ?2",
+                     &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare interface log");
+    sqlite3_bind_int64(st, 1, mr_time_now_ms());
+    sqlite3_bind_int64(st, 2, row->id);
+    if (!repeat) {
+        sqlite3_bind_text(st, 3, row->status ? row->status : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, row->ack_code ? row->ack_code : "", -1,
+                          SQLITE_STATIC);
+        bind_blob_or_null(st, 5, row->ack, row->ack_len);
+        bind_text_or_null(st, 6, row->detail);
+        bind_text_or_null(st, 7, row->patient);
+        bind_text_or_null(st, 8, row->resources);
+    }
+    rc = sqlite3_step(st);
+    uncache(s, st);
+    if (rc != SQLITE_DONE)
+        return map_rc(s, rc, d, "update interface log");
+    if (sqlite3_changes(s->db) != 1)
+        return mr_diag_set(d, MR_ENOTFOUND, "no message %lld in the log",
+                           (long long)row->id);
+    return MR_OK;
+}
+
+static enum mr_err sq_hl7_query(struct mr_store *base,
+                                const struct mr_hl7_filter *f, mr_hl7_cb cb,
+                                void *ctx, struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    struct mr_hl7_row row;
+    enum mr_err err = MR_OK;
+    char sql[640];
+    size_t n;
+    int rc, r;
+
+    /* Fixed fragments only; values are bound. */
+    n = (size_t)snprintf(
+        sql, sizeof(sql),
+        "SELECT id, received, updated, repeats, sender, control_id, type,"
+        " source, status, ack_code, detail, patient, resources, ack, %s"
+        " FROM hl7_message WHERE 1",
+        f->with_raw ? "raw" : "NULL");
+    if (f->id)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id = ?1");
+    if (f->sender)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+                              " AND sender = ?2 AND control_id = ?3 AND"
+                              " status <> 'rejected'");
+    if (f->status)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND status = ?4");
+    if (f->type)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND type = ?5");
+    snprintf(sql + n, sizeof(sql) - n, " ORDER BY id DESC LIMIT ?6");
+    rc = prep_cached(s, sql, &st);
+    if (rc != SQLITE_OK)
+        return map_rc(s, rc, d, "prepare interface log");
+    if (f->id)
+        sqlite3_bind_int64(st, 1, f->id);
+    if (f->sender) {
+        sqlite3_bind_text(st, 2, f->sender, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, f->control_id ? f->control_id : "", -1,
+                          SQLITE_STATIC);
+    }
+    if (f->status)
+        sqlite3_bind_text(st, 4, f->status, -1, SQLITE_STATIC);
+    if (f->type)
+        sqlite3_bind_text(st, 5, f->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, f->limit > 0 ? f->limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&row, 0, sizeof(row));
+        row.id = sqlite3_column_int64(st, 0);
+        row.received = sqlite3_column_int64(st, 1);
+        row.updated = sqlite3_column_int64(st, 2);
+        row.repeats = sqlite3_column_int64(st, 3);
+        row.sender = col_or_null(st, 4);
+        row.control_id = col_or_null(st, 5);
+        row.type = col_or_null(st, 6);
+        row.source = col_or_null(st, 7);
+        row.status = col_or_null(st, 8);
+        row.ack_code = col_or_null(st, 9);
+        row.detail = col_or_null(st, 10);
+        row.patient = col_or_null(st, 11);
+        row.resources = col_or_null(st, 12);
+        row.ack = sqlite3_column_blob(st, 13);
+        row.ack_len = (size_t)sqlite3_column_bytes(st, 13);
+        row.raw = sqlite3_column_blob(st, 14);
+        row.raw_len = (size_t)sqlite3_column_bytes(st, 14);
+        r = cb(ctx, &row);
+        if (r) {
+            err = cb_result(r);
+            break;
+        }
+    }
+    if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = map_rc(s, rc, d, "interface log");
+    uncache(s, st);
+    return err;
+}
+
 static const struct mr_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2798,4 +2970,7 @@ static const struct mr_store_ops sqlite_ops = {
     .audit_chain = sq_audit_chain,
     .audit_signer = sq_audit_signer,
     .audit_new_key = sq_audit_new_key,
+    .hl7_add = sq_hl7_add,
+    .hl7_update = sq_hl7_update,
+    .hl7_query = sq_hl7_query,
 };

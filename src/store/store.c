@@ -182,3 +182,23 @@ enum mr_err mr_store_audit_new_key(struct mr_store *st,
 {
     return st->ops->audit_new_key(st, key_id, d);
 }
+
+enum mr_err mr_store_hl7_add(struct mr_store *st, const struct mr_hl7_row *row,
+                             int64_t *id, struct mr_diag *d)
+{
+    return st->ops->hl7_add(st, row, id, d);
+}
+
+enum mr_err mr_store_hl7_update(struct mr_store *st,
+                                const struct mr_hl7_row *row, int repeat,
+                                struct mr_diag *d)
+{
+    return st->ops->hl7_update(st, row, repeat, d);
+}
+
+enum mr_err mr_store_hl7_query(struct mr_store *st,
+                               const struct mr_hl7_filter *f, mr_hl7_cb cb,
+                               void *ctx, struct mr_diag *d)
+{
+    return st->ops->hl7_query(st, f, cb, ctx, d);
+}

@@ -28,7 +28,7 @@
 struct mr_store;
 
 /* The newest schema this build knows; databases above it are refused. */
-#define MR_STORE_SCHEMA_VERSION 3
+#define MR_STORE_SCHEMA_VERSION 4
 
 enum mr_store_flags {
     MR_STORE_CREATE = 1,   /* create the database if missing */
@@ -179,6 +179,53 @@ typedef int (*mr_sec_cb)(void *ctx, const char *name, int64_t version,
 enum mr_err mr_store_sec_list(struct mr_store *st, const char *kind,
                               mr_sec_cb cb, void *ctx,
                               struct mr_diag *d) MR_WUR;
+
+/* ---- the HL7 v2 interface log (docs/hl7.md) ---- */
+
+/* One received message. Strings may be NULL; in callbacks they (and raw,
+ * ack) live until the callback returns. */
+struct mr_hl7_row {
+    int64_t id, received, updated, repeats;
+    const char *sender;     /* "APP|FAC" */
+    const char *control_id; /* MSH-10 */
+    const char *type;       /* "ADT^A01" */
+    const char *source;     /* peer address, "cli" */
+    const char *status;     /* applied, unmatched, error, rejected */
+    const char *ack_code;   /* AA, AE, AR */
+    const char *detail;     /* why, for errors and unmatched */
+    const char *patient;    /* "Patient/id" it was filed to */
+    const char *resources;  /* JSON array of "Type/id/_history/v" */
+    const char *raw;
+    size_t raw_len;
+    const char *ack;
+    size_t ack_len;
+};
+
+/* Add a row (id, updated and repeats are set here); *id receives its id.
+ * MR_EEXISTS when sender and control id are already there (not for
+ * status "rejected"). */
+enum mr_err mr_store_hl7_add(struct mr_store *st, const struct mr_hl7_row *row,
+                             int64_t *id, struct mr_diag *d) MR_WUR;
+/* Set the outcome of row->id: status, ack_code, ack, detail, patient,
+ * resources (the message itself never changes). repeat: only count one
+ * more arrival, ignoring the rest. */
+enum mr_err mr_store_hl7_update(struct mr_store *st,
+                                const struct mr_hl7_row *row, int repeat,
+                                struct mr_diag *d) MR_WUR;
+/* Which rows: by id, by sender and control id, or a listing filtered by
+ * status and type, newest first, at most limit (0: all). with_raw: fill
+ * raw (else NULL). */
+struct mr_hl7_filter {
+    int64_t id;
+    const char *sender, *control_id;
+    const char *status, *type;
+    int64_t limit;
+    int with_raw;
+};
+typedef int (*mr_hl7_cb)(void *ctx, const struct mr_hl7_row *row);
+enum mr_err mr_store_hl7_query(struct mr_store *st,
+                               const struct mr_hl7_filter *f, mr_hl7_cb cb,
+                               void *ctx, struct mr_diag *d) MR_WUR;
 
 /* Integrity: storage-level check plus consistency of current pointers and
  * versions. Appends a human-readable report to `report` (one line per

@@ -73,6 +73,12 @@ struct mr_store_ops {
     void (*audit_signer)(struct mr_store *st, struct mr_audit_signer *out);
     enum mr_err (*audit_new_key)(struct mr_store *st, char *key_id,
                                  struct mr_diag *d);
+    enum mr_err (*hl7_add)(struct mr_store *st, const struct mr_hl7_row *row,
+                           int64_t *id, struct mr_diag *d);
+    enum mr_err (*hl7_update)(struct mr_store *st, const struct mr_hl7_row *row,
+                              int repeat, struct mr_diag *d);
+    enum mr_err (*hl7_query)(struct mr_store *st, const struct mr_hl7_filter *f,
+                             mr_hl7_cb cb, void *ctx, struct mr_diag *d);
 };
 
 struct mr_store {
