@@ -10,6 +10,7 @@
 #include "hl7/parse.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -25,9 +26,12 @@
 
 static const char usage_text[] =
     "usage: medrec hl7 sender add --app APP [--facility FAC] --role ROLE\n"
+    "                             [--tls-client COMMON-NAME]\n"
     "       medrec hl7 sender remove --app APP [--facility FAC]\n"
     "       medrec hl7 sender list\n"
-    "       medrec hl7 send --to HOST:PORT [--timeout SECONDS] FILE...\n"
+    "       medrec hl7 send --to HOST:PORT [--timeout SECONDS]\n"
+    "                       [--tls-ca PEM [--tls-cert PEM --tls-key PEM]]\n"
+    "                       FILE...\n"
     "       medrec hl7 import FILE...\n"
     "       medrec hl7 messages [--status S] [--type ADT^A01] [--limit N]\n"
     "                           [--json]\n"
@@ -43,7 +47,9 @@ static const char usage_text[] =
     "send: an MLLP client. Each FILE holds one message, several, or an\n"
     "FHS/BHS batch; they are sent in order on one connection, each after\n"
     "the previous one's ACK, which is printed (segments one per line, then\n"
-    "an empty line). Exit 0 when every ACK is AA.\n"
+    "an empty line). Exit 0 when every ACK is AA. --tls-ca speaks TLS and\n"
+    "checks the server's certificate (and name) against that CA;\n"
+    "--tls-cert/--tls-key present a client certificate.\n"
     "import: applies the messages of each FILE directly to the database,\n"
     "as the server would, printing one line per message.\n"
     "messages: the interface log, newest first (--status applied,\n"
@@ -56,23 +62,26 @@ static const char usage_text[] =
 /* ---- sender ---------------------------------------------------------- */
 
 static int print_sender(void *ctx, const char *app, const char *fac,
-                        const char *role, int active)
+                        const char *role, const char *cert_cn, int active)
 {
     int *json = ctx;
 
     if (*json) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "app", app ? app : "",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "app", app ? app : "",
                               "facility", fac ? fac : "", "role",
-                              role ? role : "", "active", active);
+                              role ? role : "", "tls_client",
+                              cert_cn ? cert_cn : "", "active", active);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
             puts(s);
         free(s);
         json_decref(o);
     } else {
-        printf("%-24s %-24s %-22s %s\n", app ? app : "",
+        printf("%-24s %-24s %-22s %-10s%s%s\n", app ? app : "",
                fac && *fac ? fac : "(any)", role ? role : "",
-               active ? "active" : "withdrawn");
+               active ? "active" : "withdrawn",
+               cert_cn && *cert_cn ? " tls-client=" : "",
+               cert_cn ? cert_cn : "");
     }
     return 0;
 }
@@ -84,8 +93,9 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
         {"app", required_argument, NULL, 'a'},
         {"facility", required_argument, NULL, 'f'},
         {"role", required_argument, NULL, 'r'},
+        {"tls-client", required_argument, NULL, 'c'},
         {0, 0, 0, 0}};
-    const char *app = NULL, *fac = "", *role = NULL, *op;
+    const char *app = NULL, *fac = "", *role = NULL, *cn = NULL, *op;
     struct mr_records *r;
     struct mr_diag d;
     int opt, rc = 0;
@@ -108,6 +118,9 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
         case 'r':
             role = optarg;
             break;
+        case 'c':
+            cn = optarg;
+            break;
         default:
             if (!cli_common_option(c, opt, optarg))
                 return cli_usage("hl7", "unknown option %s", argv[optind - 1]);
@@ -128,7 +141,7 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
     if (!strcmp(op, "list")) {
         if (mr_records_hl7_senders(r, &c->actor, print_sender, &c->json, &d))
             rc = cli_fail(&d);
-    } else if (mr_records_hl7_sender_set(r, &c->actor, app, fac, role,
+    } else if (mr_records_hl7_sender_set(r, &c->actor, app, fac, role, cn,
                                          !strcmp(op, "add"), &d)) {
         rc = cli_fail(&d);
     } else {
@@ -180,8 +193,93 @@ static int dial(const char *to, struct mr_diag *d)
     return fd;
 }
 
+/* The connection: plain TCP, or TLS over it. */
+struct peer {
+    int fd;
+    gnutls_session_t tls;
+    gnutls_certificate_credentials_t cred;
+};
+
+static enum mr_err peer_tls(struct peer *p, const char *to, const char *ca,
+                            const char *cert, const char *key,
+                            struct mr_diag *d)
+{
+    char host[256];
+    const char *colon = strrchr(to, ':');
+    int rc;
+
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - to), to);
+    rc = gnutls_certificate_allocate_credentials(&p->cred);
+    if (!rc && gnutls_certificate_set_x509_trust_file(p->cred, ca,
+                                                      GNUTLS_X509_FMT_PEM) <= 0)
+        rc = GNUTLS_E_FILE_ERROR;
+    if (!rc && cert)
+        rc = gnutls_certificate_set_x509_key_file(p->cred, cert, key,
+                                                  GNUTLS_X509_FMT_PEM);
+    if (!rc)
+        rc = gnutls_init(&p->tls, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL);
+    if (!rc)
+        rc = gnutls_priority_set_direct(
+            p->tls, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL);
+    if (!rc)
+        rc = gnutls_credentials_set(p->tls, GNUTLS_CRD_CERTIFICATE, p->cred);
+    if (rc)
+        return mr_diag_set(d, MR_EIO, "TLS: %s", gnutls_strerror(rc));
+    gnutls_server_name_set(p->tls, GNUTLS_NAME_DNS, host, strlen(host));
+    gnutls_session_set_verify_cert(p->tls, host, 0);
+    gnutls_transport_set_int(p->tls, p->fd);
+    gnutls_handshake_set_timeout(p->tls, 30000);
+    do
+        rc = gnutls_handshake(p->tls);
+    while (rc < 0 && !gnutls_error_is_fatal(rc));
+    if (rc < 0)
+        return mr_diag_set(d, MR_EIO, "TLS handshake with %s: %s", to,
+                           gnutls_strerror(rc));
+    return MR_OK;
+}
+
+static void peer_close(struct peer *p)
+{
+    if (p->tls) {
+        gnutls_bye(p->tls, GNUTLS_SHUT_WR);
+        gnutls_deinit(p->tls);
+    }
+    if (p->cred)
+        gnutls_certificate_free_credentials(p->cred);
+    if (p->fd >= 0)
+        close(p->fd);
+}
+
+static ssize_t peer_send(struct peer *p, const char *b, size_t n)
+{
+    ssize_t w;
+
+    if (!p->tls)
+        return send(p->fd, b, n, MSG_NOSIGNAL);
+    do
+        w = gnutls_record_send(p->tls, b, n);
+    while (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED);
+    if (w < 0)
+        errno = EIO;
+    return w < 0 ? -1 : w;
+}
+
+static ssize_t peer_recv(struct peer *p, char *b, size_t n)
+{
+    ssize_t r;
+
+    if (!p->tls)
+        return recv(p->fd, b, n, 0);
+    do
+        r = gnutls_record_recv(p->tls, b, n);
+    while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+    if (r < 0)
+        errno = EIO;
+    return r < 0 ? -1 : r;
+}
+
 /* Send one framed message and wait for its ACK (into ack). */
-static enum mr_err exchange(int fd, struct mr_mllp_decoder *dec,
+static enum mr_err exchange(struct peer *pe, struct mr_mllp_decoder *dec,
                             const char *msg, size_t len, int timeout_s,
                             struct mr_buf *ack, struct mr_diag *d)
 {
@@ -214,7 +312,7 @@ static enum mr_err exchange(int fd, struct mr_mllp_decoder *dec,
     p = out.ptr;
     left = out.len;
     while (left) {
-        ssize_t w = send(fd, p, left, MSG_NOSIGNAL);
+        ssize_t w = peer_send(pe, p, left);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -226,14 +324,16 @@ static enum mr_err exchange(int fd, struct mr_mllp_decoder *dec,
     }
     mr_buf_release(&out);
     for (;;) {
-        struct pollfd pf = {fd, POLLIN, 0};
+        struct pollfd pf = {pe->fd, POLLIN, 0};
         ssize_t n;
-        int pr = poll(&pf, 1, timeout_s * 1000);
+        int pr = pe->tls && gnutls_record_check_pending(pe->tls)
+                     ? 1
+                     : poll(&pf, 1, timeout_s * 1000);
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0)
             return mr_diag_set(d, MR_EIO, "no ACK within %d s", timeout_s);
-        n = recv(fd, buf, sizeof(buf), 0);
+        n = peer_recv(pe, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -285,9 +385,13 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         CLI_COMMON_OPTIONS,
         {"to", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'w'},
+        {"tls-ca", required_argument, NULL, 'a'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
         {0, 0, 0, 0}};
-    const char *to = NULL;
-    int timeout = 60, opt, fd, i, rc = 0;
+    const char *to = NULL, *ca = NULL, *cert = NULL, *key = NULL;
+    struct peer pe = {-1, NULL, NULL};
+    int timeout = 60, opt, i, rc = 0;
     struct mr_mllp_decoder dec;
     struct mr_buf ack = MR_BUF_INIT(MR_HL7_MAX_BYTES);
     struct mr_diag d;
@@ -310,6 +414,15 @@ static int cmd_send(struct cli *c, int argc, char **argv)
                 return cli_usage("hl7", "--timeout: 1 to 3600 seconds");
             timeout = (int)v;
             break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
         default:
             if (!cli_common_option(c, opt, optarg))
                 return cli_usage("hl7", "unknown option %s", argv[optind - 1]);
@@ -319,10 +432,17 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         return cli_usage("hl7", "send: --to HOST:PORT is required");
     if (optind >= argc)
         return cli_usage("hl7", "send: name at least one message file");
+    if (!!cert != !!key || (cert && !ca))
+        return cli_usage("hl7", "send: --tls-cert and --tls-key go together "
+                                "and need --tls-ca");
     mr_diag_clear(&d);
-    fd = dial(to, &d);
-    if (fd < 0)
+    pe.fd = dial(to, &d);
+    if (pe.fd < 0)
         return cli_fail(&d);
+    if (ca && peer_tls(&pe, to, ca, cert, key, &d)) {
+        peer_close(&pe);
+        return cli_fail(&d);
+    }
     mr_mllp_decoder_init(&dec, MR_HL7_MAX_BYTES);
     for (i = optind; i < argc && !rc; i++) {
         size_t len, off = 0;
@@ -335,7 +455,7 @@ static int cmd_send(struct cli *c, int argc, char **argv)
         while (mr_hl7_next_message(data, len, &off, &m)) {
             char code[4];
             size_t k;
-            if (exchange(fd, &dec, m.ptr, m.len, timeout, &ack, &d)) {
+            if (exchange(&pe, &dec, m.ptr, m.len, timeout, &ack, &d)) {
                 fprintf(stderr, "medrec: %s: message %zu: ", argv[i],
                         sent + 1);
                 rc = cli_fail(&d);
@@ -356,7 +476,7 @@ static int cmd_send(struct cli *c, int argc, char **argv)
     }
     mr_mllp_decoder_release(&dec);
     mr_buf_release(&ack);
-    close(fd);
+    peer_close(&pe);
     return rc;
 }
 
@@ -399,8 +519,8 @@ static int cmd_import_hl7(struct cli *c, int argc, char **argv)
         while (mr_hl7_next_message(data, len, &off, &m)) {
             struct mr_hl7_outcome out;
             mr_diag_clear(&d);
-            if (mr_records_hl7_receive(r, &c->actor, m.ptr, m.len, &ack,
-                                       &out, &d)) {
+            if (mr_records_hl7_receive(r, &c->actor, NULL, m.ptr, m.len,
+                                       &ack, &out, &d)) {
                 fprintf(stderr, "medrec: %s: ", argv[i]);
                 rc = cli_fail(&d);
                 break;

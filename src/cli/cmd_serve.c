@@ -14,7 +14,9 @@ static const char usage_text[] =
     "                    [--idle-timeout MINUTES|SECONDSs] [--require-mfa]\n"
     "                    [--allow-plain-http]\n"
     "                    [--mllp ADDR:PORT [--mllp-frame-timeout SECONDS]\n"
-    "                     [--mllp-max-frame BYTES] [--mllp-allow-remote]]\n"
+    "                     [--mllp-max-frame BYTES]\n"
+    "                     [--mllp-tls-cert PEM --mllp-tls-key PEM\n"
+    "                      [--mllp-client-ca PEM]] [--mllp-allow-remote]]\n"
     "\n"
     "Serve the FHIR R4 API at http://ADDR:PORT/fhir (default\n"
     "127.0.0.1:8080; port 0 picks a free one), https:// with --tls-cert\n"
@@ -41,8 +43,11 @@ static const char usage_text[] =
     "acknowledged (AA/AE/AR) after it, its effects and its audit entries\n"
     "are committed. A frame must end within --mllp-frame-timeout seconds\n"
     "(30) of its start and be at most --mllp-max-frame bytes (1048576);\n"
-    "a connection silent for an hour is closed. Addresses other than\n"
-    "loopback need --mllp-allow-remote (put a TLS tunnel in front).\n";
+    "a connection silent for an hour is closed. --mllp-tls-cert and\n"
+    "--mllp-tls-key serve MLLP over TLS 1.2/1.3; --mllp-client-ca also\n"
+    "requires a client certificate signed by that CA (a sender registered\n"
+    "with --tls-client NAME must show one named NAME). Addresses other than\n"
+    "loopback need TLS, or --mllp-allow-remote behind a TLS tunnel.\n";
 
 static const char *scheme = "http";
 static char mllp_host[64];
@@ -80,6 +85,9 @@ int cmd_serve(int argc, char **argv)
         {"mllp-frame-timeout", required_argument, NULL, 'F'},
         {"mllp-max-frame", required_argument, NULL, 'M'},
         {"mllp-allow-remote", no_argument, NULL, 'R'},
+        {"mllp-tls-cert", required_argument, NULL, 'C'},
+        {"mllp-tls-key", required_argument, NULL, 'K'},
+        {"mllp-client-ca", required_argument, NULL, 'A'},
         {0, 0, 0, 0}};
     struct cli c;
     struct mr_server_config cfg = {0};
@@ -160,6 +168,15 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'R':
             cfg.mllp.allow_remote = 1;
+            break;
+        case 'C':
+            cfg.mllp.tls_cert = optarg;
+            break;
+        case 'K':
+            cfg.mllp.tls_key = optarg;
+            break;
+        case 'A':
+            cfg.mllp.client_ca = optarg;
             break;
         case 'm':
             cfg.require_mfa = 1;

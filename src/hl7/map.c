@@ -1492,10 +1492,11 @@ static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
         const char *subj = json_string_value(
             json_object_get(json_object_get(e, "subject"), "reference"));
         if (subj && (strncmp(subj, "Patient/", 8) || strcmp(subj + 8, pat))) {
+            err = fail(c, MR_ECONFLICT, pv1, 19, MR_HL7_ERR_UNKNOWN_KEY,
+                       "PV1-19: visit %s belongs to another patient (%s)",
+                       vnum, subj);
             json_decref(e);
-            return fail(c, MR_ECONFLICT, pv1, 19, MR_HL7_ERR_UNKNOWN_KEY,
-                        "PV1-19: visit %s belongs to another patient (%s)",
-                        vnum, subj);
+            return err;
         }
     }
     json_object_set_new(e, "subject", ref("Patient", pat));

@@ -38,8 +38,8 @@ static int name_ok(const char *s, int empty_ok)
 enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
                                       const struct mr_actor *a,
                                       const char *app, const char *facility,
-                                      const char *role, int active,
-                                      struct mr_diag *d)
+                                      const char *role, const char *cert_cn,
+                                      int active, struct mr_diag *d)
 {
     char name[2 * NAME_MAX_BYTES + 2];
     json_t *doc;
@@ -56,6 +56,11 @@ enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
                            "--facility: up to %d characters, no '|' or "
                            "control characters",
                            NAME_MAX_BYTES);
+    if (!name_ok(cert_cn, 1))
+        return mr_diag_set(d, MR_EINVALID,
+                           "--tls-client: up to %d characters, no '|' or "
+                           "control characters",
+                           NAME_MAX_BYTES);
     if (active && (!role || !mr_policy_role_known(r->policy, role) ||
                    !strcmp(role, "patient")))
         return mr_diag_set(d, MR_EINVALID,
@@ -66,9 +71,9 @@ enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
     if (err)
         return mr__denied(r, a, "hl7-sender", NULL, app, d);
     snprintf(name, sizeof(name), "%s|%s", app, facility ? facility : "");
-    doc = json_pack("{s:s,s:s,s:s,s:b}", "app", app, "facility",
+    doc = json_pack("{s:s,s:s,s:s,s:s,s:b}", "app", app, "facility",
                     facility ? facility : "", "role", role ? role : "",
-                    "active", active);
+                    "tls_client", cert_cn ? cert_cn : "", "active", active);
     text = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
     if (!text)
@@ -111,6 +116,7 @@ static int senders_cb(void *ctx, const char *name, int64_t version,
     rc = s->cb(s->ctx, json_string_value(json_object_get(o, "app")),
                json_string_value(json_object_get(o, "facility")),
                json_string_value(json_object_get(o, "role")),
+               json_string_value(json_object_get(o, "tls_client")),
                json_is_true(json_object_get(o, "active")));
     json_decref(o);
     return rc;
@@ -141,7 +147,7 @@ enum mr_err mr_records_hl7_senders(struct mr_records *r,
  * sender is unknown or withdrawn. */
 static enum mr_err sender_role(struct mr_records *r, const char *app,
                                const char *fac, char *role, size_t cap,
-                               struct mr_diag *d)
+                               char *cert_cn, size_t ccap, struct mr_diag *d)
 {
     struct mr_buf doc = MR_BUF_INIT(64u << 10);
     char name[2 * NAME_MAX_BYTES + 2];
@@ -149,6 +155,7 @@ static enum mr_err sender_role(struct mr_records *r, const char *app,
     int pass;
 
     role[0] = '\0';
+    cert_cn[0] = '\0';
     if (!name_ok(app, 0) || !name_ok(fac, 1))
         return MR_OK;
     for (pass = 0; pass < 2 && err == MR_ENOTFOUND; pass++) {
@@ -163,6 +170,9 @@ static enum mr_err sender_role(struct mr_records *r, const char *app,
             json_string_value(json_object_get(o, "role")))
             snprintf(role, cap, "%s",
                      json_string_value(json_object_get(o, "role")));
+        if (o && json_string_value(json_object_get(o, "tls_client")))
+            snprintf(cert_cn, ccap, "%s",
+                     json_string_value(json_object_get(o, "tls_client")));
         json_decref(o);
     } else if (err == MR_ENOTFOUND) {
         mr_diag_clear(d);
@@ -353,8 +363,9 @@ static int found_row_cb(void *ctx, const struct mr_hl7_row *row)
 }
 
 static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
-                           const char *bytes, size_t len, struct mr_buf *ack,
-                           struct mr_hl7_outcome *out, struct mr_diag *d)
+                           const char *peer_cn, const char *bytes, size_t len,
+                           struct mr_buf *ack, struct mr_hl7_outcome *out,
+                           struct mr_diag *d)
 {
     struct mr_hl7_msg m;
     struct mr_hl7_loc where;
@@ -364,7 +375,7 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
     char app[NAME_MAX_BYTES + 8], fac[NAME_MAX_BYTES + 8], role[40];
     char sender[2 * NAME_MAX_BYTES + 20], ctrl[MR_HL7_MAX_CONTROL_ID + 1];
     char type[40], what[1000], actor_name[2 * NAME_MAX_BYTES + 30];
-    char actrl[32], ts[32], reason[700];
+    char actrl[32], ts[32], reason[700], want_cn[NAME_MAX_BYTES + 8];
     struct mr_actor sa;
     enum mr_err err;
     int64_t id = 0;
@@ -426,7 +437,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
     row.control_id = ctrl;
     row.type = type;
 
-    err = sender_role(r, app, fac, role, sizeof(role), d);
+    err = sender_role(r, app, fac, role, sizeof(role), want_cn,
+                      sizeof(want_cn), d);
     if (err)
         goto out;
     reason[0] = '\0';
@@ -435,6 +447,15 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
                  "MSH-3: sending application \"%s\" (facility \"%s\") is not "
                  "registered with medrec (medrec hl7 sender add)",
                  app, fac);
+    else if (want_cn[0] && (!peer_cn || strcmp(peer_cn, want_cn))) {
+        /* Registered to send over TLS with its client certificate: the
+         * name in MSH-3 alone does not prove who sent it. */
+        snprintf(reason, sizeof(reason),
+                 "MSH-3: sender \"%s\" must connect with its TLS client "
+                 "certificate",
+                 app);
+        role[0] = '\0';
+    }
     else if (m.hdr.processing_id.len && !mr_hl7_eq(m.hdr.processing_id, "P"))
         snprintf(reason, sizeof(reason),
                  "MSH-11: processing id \"%.*s\" is not accepted: medrec "
@@ -572,7 +593,8 @@ static enum mr_err in_tx(struct mr_records *r, enum mr_err err_in,
 
 enum mr_err mr_records_hl7_receive(struct mr_records *r,
                                    const struct mr_actor *via,
-                                   const char *bytes, size_t len,
+                                   const char *peer_cn, const char *bytes,
+                                   size_t len,
                                    struct mr_buf *ack,
                                    struct mr_hl7_outcome *out,
                                    struct mr_diag *d)
@@ -590,7 +612,7 @@ enum mr_err mr_records_hl7_receive(struct mr_records *r,
             return err;
         r->in_bundle = 1;
     }
-    err = receive(r, via, bytes, len, ack, out, d);
+    err = receive(r, via, peer_cn, bytes, len, ack, out, d);
     return in_tx(r, err, own, d);
 }
 
@@ -653,7 +675,8 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
     if (!err) {
         hdr_first(&m, m.hdr.sending_app, app, sizeof(app));
         hdr_first(&m, m.hdr.sending_facility, fac, sizeof(fac));
-        err = sender_role(r, app, fac, role, sizeof(role), d);
+        char cn[NAME_MAX_BYTES + 8];
+        err = sender_role(r, app, fac, role, sizeof(role), cn, sizeof(cn), d);
         if (!err && !role[0])
             err = mr_diag_set(d, MR_EDENIED,
                               "sender %s|%s is not registered (medrec hl7 "

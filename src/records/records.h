@@ -444,16 +444,18 @@ enum mr_err mr_records_disclosures(struct mr_records *r,
 /* ---- the HL7 v2 feed (hl7.c; docs/hl7.md) ---- */
 
 /* Register (active=1) or withdraw (0) a sending system: MSH-3.1 app and
- * MSH-4.1 facility ("" or NULL: any facility) acting with role. Needs
- * manage-interfaces; versioned and audited. */
+ * MSH-4.1 facility ("" or NULL: any facility) acting with role. cert_cn
+ * (may be NULL or ""): its messages must come over TLS with a verified
+ * client certificate of that common name. Needs manage-interfaces;
+ * versioned and audited. */
 enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
                                       const struct mr_actor *a,
                                       const char *app, const char *facility,
-                                      const char *role, int active,
-                                      struct mr_diag *d) MR_WUR;
+                                      const char *role, const char *cert_cn,
+                                      int active, struct mr_diag *d) MR_WUR;
 typedef int (*mr_hl7_sender_cb)(void *ctx, const char *app,
                                 const char *facility, const char *role,
-                                int active);
+                                const char *cert_cn, int active);
 enum mr_err mr_records_hl7_senders(struct mr_records *r,
                                    const struct mr_actor *a,
                                    mr_hl7_sender_cb cb, void *ctx,
@@ -472,7 +474,8 @@ struct mr_hl7_outcome {
  * Receive one HL7 v2 message (the bytes of one MLLP frame or one message
  * of a file) carried by `via` (the transport: its user and source are
  * audited; the sender's identity and role come from MSH-3/MSH-4 and the
- * registry). The message is logged, applied as its sender, and its
+ * registry; peer_cn is the common name of the connection's verified TLS
+ * client certificate, or NULL). The message is logged, applied as its sender, and its
  * outcome, ACK and audit entries are kept, in the caller's group commit
  * or in a transaction of its own. ack receives the ACK to send (for a
  * repeat, the one sent before). MR_OK means the ACK may be sent (once the
@@ -481,7 +484,8 @@ struct mr_hl7_outcome {
  */
 enum mr_err mr_records_hl7_receive(struct mr_records *r,
                                    const struct mr_actor *via,
-                                   const char *bytes, size_t len,
+                                   const char *peer_cn, const char *bytes,
+                                   size_t len,
                                    struct mr_buf *ack,
                                    struct mr_hl7_outcome *out,
                                    struct mr_diag *d) MR_WUR;

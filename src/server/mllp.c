@@ -17,6 +17,8 @@
 #include "hl7/mllp.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +40,8 @@ struct mr_mllp_server {
     int fd;
     int wake[2]; /* written to on stop */
     pthread_t acceptor;
+    gnutls_certificate_credentials_t cred; /* NULL: plain MLLP */
+    gnutls_priority_t prio;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned conns;
@@ -47,8 +51,92 @@ struct mr_mllp_server {
 struct conn {
     struct mr_mllp_server *srv;
     int fd;
+    gnutls_session_t tls;
     char peer[64];
+    char cn[200]; /* the verified client certificate's common name */
 };
+
+static ssize_t conn_recv(struct conn *c, char *buf, size_t n)
+{
+    ssize_t r;
+
+    if (!c->tls)
+        return recv(c->fd, buf, n, 0);
+    do
+        r = gnutls_record_recv(c->tls, buf, n);
+    while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
+    if (r < 0) {
+        errno = EIO;
+        return -1;
+    }
+    return r;
+}
+
+static int write_all(struct conn *c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w;
+        if (c->tls) {
+            w = gnutls_record_send(c->tls, p, n);
+            if (w == GNUTLS_E_INTERRUPTED || w == GNUTLS_E_AGAIN)
+                continue;
+        } else {
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+        }
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* TLS handshake (bounded by the frame time-out) and the client's name. */
+static int conn_tls(struct conn *c)
+{
+    struct mr_mllp_server *s = c->srv;
+    unsigned n = 0;
+    const gnutls_datum_t *certs;
+    int rc;
+
+    if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NO_SIGNAL) < 0) {
+        c->tls = NULL;
+        return -1;
+    }
+    gnutls_priority_set(c->tls, s->prio);
+    gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, s->cred);
+    if (s->cfg.client_ca) {
+        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_cert(c->tls, NULL, 0);
+    }
+    gnutls_transport_set_int(c->tls, c->fd);
+    gnutls_handshake_set_timeout(c->tls, s->cfg.frame_timeout_s * 1000);
+    do
+        rc = gnutls_handshake(c->tls);
+    while (rc < 0 && !gnutls_error_is_fatal(rc));
+    if (rc < 0) {
+        fprintf(stderr, "medrec: mllp: %s: TLS handshake failed: %s\n",
+                c->peer, gnutls_strerror(rc));
+        return -1;
+    }
+    certs = gnutls_certificate_get_peers(c->tls, &n);
+    if (s->cfg.client_ca && certs && n) {
+        gnutls_x509_crt_t crt;
+        size_t sz = sizeof(c->cn) - 1;
+        if (!gnutls_x509_crt_init(&crt)) {
+            if (!gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) &&
+                gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
+                                              0, 0, c->cn, &sz) >= 0)
+                c->cn[sz] = '\0';
+            else
+                c->cn[0] = '\0';
+            gnutls_x509_crt_deinit(crt);
+        }
+    }
+    return 0;
+}
 
 /* One message on the queue. */
 struct msg_job {
@@ -56,6 +144,7 @@ struct msg_job {
     const char *bytes;
     size_t len;
     struct mr_actor via;
+    const char *cn;
     struct mr_buf ack;
     struct mr_hl7_outcome out;
     struct mr_diag d;
@@ -84,8 +173,8 @@ static int job_run(void *ctx, struct mr_records *r)
 {
     struct msg_job *j = ctx;
 
-    j->err = mr_records_hl7_receive(r, &j->via, j->bytes, j->len, &j->ack,
-                                    &j->out, &j->d);
+    j->err = mr_records_hl7_receive(r, &j->via, j->cn, j->bytes, j->len,
+                                    &j->ack, &j->out, &j->d);
     return j->err != MR_OK;
 }
 
@@ -100,27 +189,13 @@ static void job_done(void *ctx, enum mr_err commit)
     pthread_mutex_unlock(&j->mu);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, const char *payload, size_t n)
+static int send_frame(struct conn *c, const char *payload, size_t n)
 {
     struct mr_buf out = MR_BUF_INIT((size_t)n + 16);
     int rc = -1;
 
     if (!mr_mllp_encode(&out, payload, n))
-        rc = write_all(fd, out.ptr, out.len);
+        rc = write_all(c, out.ptr, out.len);
     mr_buf_release(&out);
     return rc;
 }
@@ -153,7 +228,7 @@ static int send_refusal(struct conn *c, const char *bytes, size_t len,
     a.timestamp = ts;
     a.reason = reason;
     if (!mr_hl7_ack_unparsed(bytes, len, &a, &ack, &d))
-        rc = send_frame(c->fd, ack.ptr, ack.len);
+        rc = send_frame(c, ack.ptr, ack.len);
     mr_buf_release(&ack);
     return rc;
 }
@@ -169,6 +244,7 @@ static int handle_frame(struct conn *c, const char *bytes, size_t len)
     j.len = len;
     j.via.user = "mllp";
     j.via.source = c->peer;
+    j.cn = c->cn[0] ? c->cn : NULL;
     mr_buf_init(&j.ack, 1u << 20);
     mr_diag_clear(&j.d);
     pthread_mutex_init(&j.mu, NULL);
@@ -182,7 +258,7 @@ static int handle_frame(struct conn *c, const char *bytes, size_t len)
         pthread_cond_wait(&j.cv, &j.mu);
     pthread_mutex_unlock(&j.mu);
     if (!j.err && !j.commit) {
-        rc = send_frame(c->fd, j.ack.ptr, j.ack.len);
+        rc = send_frame(c, j.ack.ptr, j.ack.len);
         logf_(c->peer, "message %lld %s%s: %s", (long long)j.out.id,
               j.out.status, j.out.repeat ? " (repeat)" : "", j.out.ack_code);
     } else {
@@ -217,7 +293,12 @@ static void *conn_main(void *arg)
     int open = 1;
 
     mr_mllp_decoder_init(&dec, s->cfg.max_frame);
-    logf_(c->peer, "connected");
+    if (s->cred && conn_tls(c))
+        open = 0;
+    else
+        logf_(c->peer, c->tls ? (c->cn[0] ? "connected (TLS, client certificate)"
+                                          : "connected (TLS)")
+                              : "connected");
     while (open) {
         struct pollfd pf[2] = {{c->fd, POLLIN, 0}, {s->wake[0], POLLIN, 0}};
         int64_t t = now_ms(), limit;
@@ -241,14 +322,17 @@ static void *conn_main(void *arg)
                 break;
             }
         }
-        pr = poll(pf, 2, (int)(limit - t > 1000 ? 1000 : limit - t));
+        if (c->tls && gnutls_record_check_pending(c->tls))
+            pr = 1, pf[0].revents = POLLIN, pf[1].revents = 0;
+        else
+            pr = poll(pf, 2, (int)(limit - t > 1000 ? 1000 : limit - t));
         if (pr < 0 && errno != EINTR)
             break;
         if (pf[1].revents)
             break; /* stopping: in-flight messages were answered */
         if (pr <= 0 || !pf[0].revents)
             continue;
-        n = recv(c->fd, buf, sizeof(buf), 0);
+        n = conn_recv(c, buf, sizeof(buf));
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0) {
@@ -311,6 +395,10 @@ static void *conn_main(void *arg)
         }
     }
     mr_mllp_decoder_release(&dec);
+    if (c->tls) {
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+        gnutls_deinit(c->tls);
+    }
     close(c->fd);
     pthread_mutex_lock(&s->mu);
     s->conns--;
@@ -410,11 +498,17 @@ enum mr_err mr_mllp_server_start(const struct mr_mllp_config *cfg,
                            "--mllp: \"%s\" is not ADDRESS:PORT (IPv4)",
                            cfg->addr);
     sa.sin_port = htons((uint16_t)p);
-    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !cfg->allow_remote)
+    if (!!cfg->tls_cert != !!cfg->tls_key ||
+        (cfg->client_ca && !cfg->tls_cert))
+        return mr_diag_set(d, MR_EUSAGE,
+                           "--mllp-tls-cert and --mllp-tls-key go together, "
+                           "and --mllp-client-ca needs them");
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !cfg->allow_remote &&
+        !cfg->tls_cert)
         return mr_diag_set(d, MR_EDENIED,
                            "--mllp: addresses other than loopback "
-                           "(127.x.x.x) carry health data in clear text; "
-                           "put a TLS tunnel in front and pass "
+                           "(127.x.x.x) need TLS (--mllp-tls-cert and "
+                           "--mllp-tls-key), or a TLS tunnel in front and "
                            "--mllp-allow-remote");
     s = mr_calloc(1, sizeof(*s));
     if (!s)
@@ -427,6 +521,28 @@ enum mr_err mr_mllp_server_start(const struct mr_mllp_config *cfg,
     if (!s->cfg.max_frame)
         s->cfg.max_frame = MR_MLLP_MAX_FRAME;
     s->queue = q;
+    if (cfg->tls_cert) {
+        int rc = gnutls_certificate_allocate_credentials(&s->cred);
+        if (!rc)
+            rc = gnutls_certificate_set_x509_key_file(
+                s->cred, cfg->tls_cert, cfg->tls_key, GNUTLS_X509_FMT_PEM);
+        if (!rc && cfg->client_ca &&
+            gnutls_certificate_set_x509_trust_file(s->cred, cfg->client_ca,
+                                                   GNUTLS_X509_FMT_PEM) <= 0)
+            rc = GNUTLS_E_FILE_ERROR;
+        if (!rc)
+            rc = gnutls_priority_init(
+                &s->prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL);
+        if (rc) {
+            if (s->cred)
+                gnutls_certificate_free_credentials(s->cred);
+            mr_free(s);
+            return mr_diag_set(d, MR_EIO,
+                               "--mllp-tls-cert/--mllp-tls-key/"
+                               "--mllp-client-ca: %s",
+                               gnutls_strerror(rc));
+        }
+    }
     s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s->fd < 0 || pipe(s->wake)) {
         if (s->fd >= 0)
@@ -483,5 +599,9 @@ void mr_mllp_server_stop(struct mr_mllp_server *s)
     close(s->wake[1]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    if (s->cred) {
+        gnutls_priority_deinit(s->prio);
+        gnutls_certificate_free_credentials(s->cred);
+    }
     mr_free(s);
 }

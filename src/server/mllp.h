@@ -17,7 +17,10 @@ struct mr_mllp_config {
     unsigned frame_timeout_s; /* a started frame must end within (30) */
     unsigned idle_timeout_s;  /* a silent connection is closed (3600) */
     size_t max_frame;         /* larger frames: AR, connection closed (1 MiB) */
-    int allow_remote;         /* listen beyond loopback (behind a tunnel) */
+    int allow_remote;         /* plain MLLP beyond loopback (a tunnel) */
+    /* MLLP over TLS (1.2/1.3) with this certificate and key (PEM); with
+     * client_ca, every client must show a certificate signed by it. */
+    const char *tls_cert, *tls_key, *client_ca;
 };
 
 struct mr_mllp_server;
