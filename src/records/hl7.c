@@ -1,14 +1,14 @@
 /*
  * The HL7 v2 feed inside the records service (docs/hl7.md): who may send,
  * the interface log, and receiving a message. A message is logged as it
- * came, applied as its sender (src/hl7/map.c) in a savepoint, and its
+ * came, applied as its sender (src/records/hl7_map.c) in a savepoint, and its
  * outcome and ACK are kept with it, all in one transaction: when the
  * caller may send the ACK, the message, what it changed and the audit
  * entries are committed together, or none of them.
  */
 #include "core/time.h"
 #include "hl7/ack.h"
-#include "hl7/map.h"
+#include "records/hl7_map.h"
 #include "records/records_impl.h"
 #include "store/store.h"
 

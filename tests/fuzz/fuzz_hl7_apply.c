@@ -1,10 +1,10 @@
 /* Fuzz target: arbitrary bytes as an HL7 v2 message applied to a records
- * database (src/hl7/map.c through the records service), each in a
+ * database (src/records/hl7_map.c through the records service), each in a
  * transaction that is rolled back, on a database that knows one patient,
  * visit and order (so results and updates get past matching). Must never
  * crash, leak or read out of bounds; an outcome is always explained: a
  * message's failure names a reason, a success lists what it wrote. */
-#include "hl7/map.h"
+#include "records/hl7_map.h"
 #include "hl7/parse.h"
 #include "records/records_impl.h"
 #include "store/store.h"

@@ -6,8 +6,8 @@
  * in src/records/hl7.c) holds the transaction and undoes everything if
  * this fails.
  */
-#ifndef MR_HL7_MAP_H
-#define MR_HL7_MAP_H
+#ifndef MR_RECORDS_HL7_MAP_H
+#define MR_RECORDS_HL7_MAP_H
 
 #include "hl7/parse.h"
 #include "records/records.h"

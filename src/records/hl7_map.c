@@ -10,7 +10,7 @@
  * versions the same resource: a corrected result is version 2 of the
  * Observation, never a second one. Patients are found by identifier.
  */
-#include "hl7/map.h"
+#include "records/hl7_map.h"
 
 #include "core/alloc.h"
 #include "core/time.h"
