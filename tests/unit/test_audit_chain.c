@@ -699,7 +699,7 @@ static void test_store_migrate_v2(void **state)
     sqlite3_close(db);
 
     CHECK(mr_store_open(f->path, 0, &st, &d_));
-    assert_int_equal(mr_store_schema(st), 3);
+    assert_int_equal(mr_store_schema(st), MR_STORE_SCHEMA_VERSION);
     CHECK(mr_store_begin(st, 1, &d_));
     CHECK(put_audit(st, "after", "read", NULL, NULL, 9999, &d_));
     CHECK(mr_store_commit(st, &d_));

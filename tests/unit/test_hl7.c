@@ -808,9 +808,7 @@ static void test_ack_aa(void **state)
     assert_int_equal(mr_hl7_occurrences(&ack, "ERR"), 0);
     mr_hl7_release(&ack);
 
-    /* HD components, MSH-11 with a mode, MSH-18 are echoed as sent;
-     * AA ignores a reason */
-    a.reason = "ignored";
+    /* HD components, MSH-11 with a mode, MSH-18 are echoed as sent */
     build_ack("MSH|^~\\&|LAB^1.2.3^ISO|F1|MEDREC|HOSP|2026||ORU^R01^ORU_R01|"
               "X\\F\\1|T^A|2.6^USA|||AL|NE||8859/1\r",
               &a, &b);
@@ -818,6 +816,20 @@ static void test_ack_aa(void **state)
                                "20260301120001||ACK^R01^ACK|ACK-1|T^A|2.6^USA"
                                "||||||8859/1\r"
                                "MSA|AA|X\\F\\1\r");
+    /* an AA with a reason carries it as a warning (ERR-4 W): a message
+     * accepted but held, e.g. for an unknown patient */
+    a.reason = "held | unmatched";
+    mr_buf_reset(&b);
+    build_ack("MSH|^~\\&|LAB^1.2.3^ISO|F1|MEDREC|HOSP|2026||ORU^R01^ORU_R01|"
+              "X\\F\\1|T^A|2.6^USA|||AL|NE||8859/1\r",
+              &a, &b);
+    assert_string_equal(b.ptr, "MSH|^~\\&|MEDREC|HOSP|LAB^1.2.3^ISO|F1|"
+                               "20260301120001||ACK^R01^ACK|ACK-1|T^A|2.6^USA"
+                               "||||||8859/1\r"
+                               "MSA|AA|X\\F\\1\r"
+                               "ERR|||207^Application internal error^HL70357|"
+                               "W||||held \\F\\ unmatched\r");
+    a.reason = NULL;
     /* an empty MSH-11 becomes P */
     build_ack("MSH|^~\\&|A|B|C|D|2026||ADT^A01|C1||2.5\r", &a, &b);
     assert_string_equal(b.ptr, "MSH|^~\\&|C|D|A|B|20260301120001||ACK^A01^ACK|"

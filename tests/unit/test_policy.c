@@ -74,6 +74,7 @@ static void test_default_loads(void **state)
     static const char *const roles[] = {
         "admin",          "admission-clerk",    "auditor", "clinician", "coder",
         "lab-technician", "records-technician", "patient",
+        "registration-system",
     };
     const struct mr_policy *p = *state;
     size_t i, n = sizeof(roles) / sizeof(roles[0]);
@@ -1050,7 +1051,7 @@ static void test_malformed(void **state)
          MR_EINVALID,
          "policy.roles.coder.privileges[0]: \"superuser\" is not a "
          "privilege (manage-users, manage-policy, merge-patients, "
-         "release-to-patient)"},
+         "release-to-patient, manage-interfaces)"},
         {NULL, NULL, "{\"allow\":[],\"own_compartment_only\":\"yes\"}", NULL,
          MR_EINVALID,
          "policy.roles.coder.own_compartment_only: must be true or false"},
