@@ -1604,7 +1604,7 @@ static enum mr_err allergy(struct mctx *c, const char *pat,
                            const struct mr_hl7_seg *s, int iam)
 {
     char key[VAL_MAX], type[64], sev[64], action[16], id[33], v[VAL_MAX];
-    json_t *al = NULL, *code, *old = NULL;
+    json_t *al = NULL, *code;
     enum mr_err err;
     int64_t ver = 0;
     int bad = 0;
@@ -1629,12 +1629,6 @@ static enum mr_err allergy(struct mctx *c, const char *pat,
         val(c, s, 3, 1, 2, 0, key, sizeof(key)) == V_BAD)
         goto bad;
     stable_id("AllergyIntolerance", pat, key, id);
-    err = load(c, "AllergyIntolerance", id, &old, &ver);
-    if (err) {
-        json_decref(code);
-        return fail_rec(c, err, s, 3);
-    }
-    json_decref(old);
     al = json_pack("{s:s}", "resourceType", "AllergyIntolerance");
     json_object_set_new(al, "patient", ref("Patient", pat));
     json_object_set_new(al, "code", code);
@@ -2355,12 +2349,6 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
     else
         snprintf(key, sizeof(key), "%s|%u", c->reason, seg_seq(c->m, obr));
     stable_id("DiagnosticReport", pat, key, drid);
-    err = load(c, "DiagnosticReport", drid, &old, &ver);
-    if (err) {
-        err = fail_rec(c, err, obr, 3);
-        goto out;
-    }
-    json_decref(old);
     dr = json_pack("{s:s}", "resourceType", "DiagnosticReport");
     if (num[0])
         json_object_set_new(
@@ -2460,7 +2448,7 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
                 oid[33];
             unsigned dup = 0;
             size_t j;
-            json_t *cc, *prev;
+            json_t *cc;
             int64_t ov;
             if (val(c, s, 3, 1, 1, 0, code, sizeof(code)) == V_BAD ||
                 val(c, s, 4, 1, 0, 0, sub, sizeof(sub)) == V_BAD) {
@@ -2496,13 +2484,9 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
             }
             snprintf(okey, sizeof(okey), "%s|%s|%s|%u", drid, code, sub, dup);
             stable_id("Observation", pat, okey, oid);
-            err = load(c, "Observation", oid, &prev, &ov);
-            if (err) {
-                json_decref(cc);
-                err = fail_rec(c, err, s, 3);
-                break;
-            }
-            json_decref(prev);
+            /* Rebuilt from the message whole, written as the next version
+             * (no read: nothing else writes inside this transaction). */
+            ov = 0;
             obs = json_pack("{s:s}", "resourceType", "Observation");
             json_object_set_new(obs, "id", jstr(oid));
             json_object_set_new(obs, "__v", json_integer(ov));
@@ -2690,7 +2674,8 @@ enum mr_err mr_hl7_apply(struct mr_records *r, const struct mr_actor *a,
     snprintf(ctrl, sizeof(ctrl), "%.*s", (int)m->hdr.control_id.len,
              m->hdr.control_id.ptr);
     snprintf(c.reason, sizeof(c.reason), "HL7 %s^%s %s from %s", type, ev,
-             ctrl, ns);
+             ctrl,
+             a->user && !strncmp(a->user, "hl7:", 4) ? a->user + 4 : ns);
     /* MSH-7's offset is the sender's: times without one take it. */
     dt = m->hdr.datetime.ptr;
     n = m->hdr.datetime.len;

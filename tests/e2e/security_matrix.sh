@@ -161,6 +161,7 @@ FX[ServiceRequest]='{"resourceType":"ServiceRequest",@IDF@@META@"status":"active
 FX[Specimen]='{"resourceType":"Specimen",@IDF@@META@"subject":{"reference":"@PAT@"}}'
 FX[DiagnosticReport]='{"resourceType":"DiagnosticReport",@IDF@@META@"status":"final","code":{"text":"panel"},"subject":{"reference":"@PAT@"}}'
 FX[EpisodeOfCare]='{"resourceType":"EpisodeOfCare",@IDF@@META@"status":"active","patient":{"reference":"@PAT@"}}'
+FX[AllergyIntolerance]='{"resourceType":"AllergyIntolerance",@IDF@@META@"code":{"text":"penicillin"},"patient":{"reference":"@PAT@"}}'
 FX[Procedure]='{"resourceType":"Procedure",@IDF@@META@"status":"completed","code":{"text":"biopsy"},"subject":{"reference":"@PAT@"}}'
 FX[Questionnaire]='{"resourceType":"Questionnaire",@IDF@@META@"status":"active","title":"mx"}'
 FX[Library]='{"resourceType":"Library",@IDF@@META@"status":"active","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/library-type","code":"asset-collection"}]}}'
@@ -169,7 +170,7 @@ LINK=([Encounter]=subject [Coverage]=beneficiary [Account]=subject
     [DocumentReference]=subject [Observation]=subject
     [MedicationRequest]=subject [Condition]=subject [Consent]=patient
     [ServiceRequest]=subject [Specimen]=subject [DiagnosticReport]=subject
-    [EpisodeOfCare]=patient [Procedure]=subject)
+    [EpisodeOfCare]=patient [Procedure]=subject [AllergyIntolerance]=patient)
 
 # fx TYPE ID PATREF [META]: one resource (Patient uses FAM, GIV, BIRTH).
 FAM=Quillmatrix GIV=Adalind BIRTH=1961-03-17
