@@ -42,6 +42,12 @@ if [ -d "$SYN" ]; then
     $BIN import "$SYN"/*.json | tail -1
 fi
 
+# The HL7 v2 feed: two sending systems, an admission and a lab result.
+run $BIN hl7 sender add --app REG --facility DEMO --role registration-system
+run $BIN hl7 sender add --app LAB --facility DEMO --role lab-technician
+run $BIN hl7 import scripts/demo-hl7/adt-a01.hl7 scripts/demo-hl7/oru-r01.hl7
+run $BIN hl7 messages
+
 # Sign-in: one user per role the workspace has screens for, all with the
 # same fresh random password, and an API token for curl. (Synthetic
 # accounts; the demo database is not for real use.)
@@ -60,6 +66,7 @@ echo "$PW" > "$DEMO_DIR/login.txt"
 chmod 600 "$DEMO_DIR/login.txt"
 
 PORT=${MEDREC_DEMO_PORT:-8080}
+MLLP=${MEDREC_DEMO_MLLP_PORT:-2575}
 URL="http://127.0.0.1:$PORT/"
 cat <<MSG
 
@@ -74,6 +81,8 @@ Try, in another terminal:
   curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PORT/fhir/Patient?name=rivera
   curl -s http://127.0.0.1:$PORT/fhir/metadata | head -c 300
   curl -s -X POST -d '{"username":"tech","password":"$PW"}' http://127.0.0.1:$PORT/auth/login
+  $BIN hl7 send --to 127.0.0.1:$MLLP scripts/demo-hl7/oru-r01.hl7   # a repeat: AA, applied once
+  $BIN hl7 messages
 
 Sign in at $URL with password "$PW" (also in $DEMO_DIR/login.txt) as:
   tech      records technician: find, register, chart, correct, who looked
@@ -87,5 +96,6 @@ MSG
 [ -n "${MEDREC_DEMO_NO_SERVE:-}" ] && exit 0
 echo
 echo "Web workspace: $URL  (users tech, doctor, clerk, auditor, admin; password $PW)"
-echo "Starting the server (FHIR API at ${URL}fhir; Ctrl-C stops it):"
-exec $BIN serve --db "$DB" --http "127.0.0.1:$PORT" --access-log "$DEMO_DIR/access.log"
+echo "Starting the server (FHIR API at ${URL}fhir, HL7 v2 over MLLP at 127.0.0.1:$MLLP; Ctrl-C stops it):"
+exec $BIN serve --db "$DB" --http "127.0.0.1:$PORT" --mllp "127.0.0.1:$MLLP" \
+    --access-log "$DEMO_DIR/access.log"
