@@ -896,6 +896,12 @@ static enum mr_err sq_savepoint(struct mr_store *base, enum mr_savepoint_op op,
         err = run_stmt(s, S_SP_ROLLBACK, d);
         if (!err)
             err = run_stmt(s, S_SP_RELEASE, d);
+        /* A flush inside the savepoint is undone with it, and the staged
+         * entries it moved are back in the staging tables: which kinds
+         * hold some is no longer known, so the next flush visits all of
+         * them (an empty one costs a statement). Forgetting them lost the
+         * index entries of resources written earlier in the transaction. */
+        s->staged = (1u << (MR_IX_URI + 1)) - 1;
         return err;
     }
     return MR_EINTERNAL;

@@ -830,6 +830,53 @@ static void test_search(void **state)
     assert_int_equal(total, 4);
 }
 
+/* A group commit: job 1 writes a resource (its index entries are staged),
+ * job 2 searches (which moves staged entries into the index) and is then
+ * undone (its savepoint rolled back, which also undoes that move). The
+ * resource must still be found after the commit: a feed once lost a
+ * patient's index this way and could not match it again. */
+static void test_savepoint_rollback_keeps_staged_index(void **state)
+{
+    struct fx *f = *state;
+    struct mr_query q;
+    struct mr_ix ix;
+    struct mr_diag d;
+    struct ids x;
+    int64_t ver = 0, t = -1;
+    json_t *j = json_loads(people[0].json, 0, NULL);
+    struct mr_put p = {.type = "Patient",
+                       .id = "p1",
+                       .expect = MR_PUT_NEW,
+                       .json = people[0].json,
+                       .json_len = strlen(people[0].json),
+                       .ts = 1700000000000LL,
+                       .author = "tester",
+                       .ix = &ix};
+
+    mr_ix_init(&ix);
+    assert_non_null(j);
+    assert_int_equal(mr_fhir_extract(j, "Patient", &ix), MR_OK);
+    assert_int_equal(mr_store_begin(f->st, 1, &d), MR_OK);
+    assert_int_equal(mr_store_savepoint(f->st, MR_SP_OPEN, &d), MR_OK);
+    assert_int_equal(mr_store_put(f->st, &p, &ver, &d), MR_OK);
+    assert_int_equal(mr_store_savepoint(f->st, MR_SP_RELEASE, &d), MR_OK);
+
+    assert_int_equal(mr_store_savepoint(f->st, MR_SP_OPEN, &d), MR_OK);
+    assert_int_equal(mr_query_parse(&q, "Patient", "identifier=urn:x|nobody",
+                                    strlen("identifier=urn:x|nobody"), &d),
+                     MR_OK);
+    memset(&x, 0, sizeof(x));
+    assert_int_equal(mr_store_search(f->st, &q, ids_cb, &x, &t, &d), MR_OK);
+    mr_query_release(&q);
+    assert_int_equal(mr_store_savepoint(f->st, MR_SP_ROLLBACK, &d), MR_OK);
+    assert_int_equal(mr_store_commit(f->st, &d), MR_OK);
+    json_decref(j);
+    mr_ix_release(&ix);
+
+    SEARCH_IS("identifier=urn:test:mrn|A-100", "p1");
+    SEARCH_IS("name=jose", "p1");
+}
+
 /* ---- integrity check -------------------------------------------------- */
 
 static void test_check(void **state)
@@ -897,6 +944,7 @@ int main(void)
         T(test_next_seq),
         T(test_audit),
         T(test_search),
+        T(test_savepoint_rollback_keeps_staged_index),
         T(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
