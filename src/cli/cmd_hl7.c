@@ -27,6 +27,7 @@
 static const char usage_text[] =
     "usage: medrec hl7 sender add --app APP [--facility FAC] --role ROLE\n"
     "                             [--tls-client COMMON-NAME]\n"
+    "                             [--processing P,T,D]\n"
     "       medrec hl7 sender remove --app APP [--facility FAC]\n"
     "       medrec hl7 sender list\n"
     "       medrec hl7 send --to HOST:PORT [--timeout SECONDS]\n"
@@ -42,7 +43,10 @@ static const char usage_text[] =
     "The HL7 v2 feed (docs/hl7.md). A sending system is known by MSH-3\n"
     "(application) and MSH-4 (facility; without --facility, any) and acts\n"
     "with its role, e.g. registration-system for ADT or lab-technician for\n"
-    "results and orders. Messages from others are rejected (AR).\n"
+    "results and orders. Messages from others are rejected (AR). --app \"\"\n"
+    "with --facility registers every application of a facility. Only\n"
+    "production messages (MSH-11 P) are applied unless --processing also\n"
+    "names T (training) or D (debugging), for a test system.\n"
     "\n"
     "send: an MLLP client. Each FILE holds one message, several, or an\n"
     "FHS/BHS batch; they are sent in order on one connection, each after\n"
@@ -61,27 +65,30 @@ static const char usage_text[] =
 
 /* ---- sender ---------------------------------------------------------- */
 
-static int print_sender(void *ctx, const char *app, const char *fac,
-                        const char *role, const char *cert_cn, int active)
+static int print_sender(void *ctx, const struct mr_hl7_sender *s)
 {
     int *json = ctx;
 
     if (*json) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "app", app ? app : "",
-                              "facility", fac ? fac : "", "role",
-                              role ? role : "", "tls_client",
-                              cert_cn ? cert_cn : "", "active", active);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        if (s)
-            puts(s);
-        free(s);
+        json_t *o = json_pack(
+            "{s:s,s:s,s:s,s:s,s:s,s:b}", "app", s->app ? s->app : "",
+            "facility", s->facility ? s->facility : "", "role",
+            s->role ? s->role : "", "tls_client",
+            s->tls_client ? s->tls_client : "", "processing",
+            s->processing ? s->processing : "P", "active", s->active);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (text)
+            puts(text);
+        free(text);
         json_decref(o);
     } else {
-        printf("%-24s %-24s %-22s %-10s%s%s\n", app ? app : "",
-               fac && *fac ? fac : "(any)", role ? role : "",
-               active ? "active" : "withdrawn",
-               cert_cn && *cert_cn ? " tls-client=" : "",
-               cert_cn ? cert_cn : "");
+        printf("%-24s %-24s %-22s %-10s MSH-11 %s%s%s\n",
+               s->app && *s->app ? s->app : "(any)",
+               s->facility && *s->facility ? s->facility : "(any)",
+               s->role ? s->role : "", s->active ? "active" : "withdrawn",
+               s->processing ? s->processing : "P",
+               s->tls_client && *s->tls_client ? " tls-client=" : "",
+               s->tls_client ? s->tls_client : "");
     }
     return 0;
 }
@@ -94,8 +101,11 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
         {"facility", required_argument, NULL, 'f'},
         {"role", required_argument, NULL, 'r'},
         {"tls-client", required_argument, NULL, 'c'},
+        {"processing", required_argument, NULL, 'p'},
         {0, 0, 0, 0}};
     const char *app = NULL, *fac = "", *role = NULL, *cn = NULL, *op;
+    char proc[8] = "P";
+    struct mr_hl7_sender sd;
     struct mr_records *r;
     struct mr_diag d;
     int opt, rc = 0;
@@ -121,6 +131,16 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
         case 'c':
             cn = optarg;
             break;
+        case 'p': {
+            /* "P,T" or "PT" */
+            size_t n = 0;
+            const char *q;
+            for (q = optarg; *q; q++)
+                if (*q != ',' && n < sizeof(proc) - 1 && !memchr(proc, *q, n))
+                    proc[n++] = *q;
+            proc[n] = '\0';
+            break;
+        }
         default:
             if (!cli_common_option(c, opt, optarg))
                 return cli_usage("hl7", "unknown option %s", argv[optind - 1]);
@@ -141,8 +161,10 @@ static int cmd_sender(struct cli *c, int argc, char **argv)
     if (!strcmp(op, "list")) {
         if (mr_records_hl7_senders(r, &c->actor, print_sender, &c->json, &d))
             rc = cli_fail(&d);
-    } else if (mr_records_hl7_sender_set(r, &c->actor, app, fac, role, cn,
-                                         !strcmp(op, "add"), &d)) {
+    } else if ((sd.app = app, sd.facility = fac, sd.role = role,
+                sd.tls_client = cn, sd.processing = proc,
+                sd.active = !strcmp(op, "add"),
+                mr_records_hl7_sender_set(r, &c->actor, &sd, &d))) {
         rc = cli_fail(&d);
     } else {
         fprintf(stderr, "medrec: sender %s|%s %s\n", app, fac,

@@ -37,49 +37,53 @@ static int name_ok(const char *s, int empty_ok)
 
 enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
                                       const struct mr_actor *a,
-                                      const char *app, const char *facility,
-                                      const char *role, const char *cert_cn,
-                                      int active, struct mr_diag *d)
+                                      const struct mr_hl7_sender *sd,
+                                      struct mr_diag *d)
 {
+    const char *app = sd->app ? sd->app : "";
+    const char *facility = sd->facility ? sd->facility : "";
+    const char *proc = sd->processing && *sd->processing ? sd->processing : "P";
     char name[2 * NAME_MAX_BYTES + 2];
     json_t *doc;
     char *text;
     enum mr_err err;
 
-    if (!name_ok(app, 0))
+    if (!name_ok(app, 1) || !name_ok(facility, 1) || (!*app && !*facility))
         return mr_diag_set(d, MR_EINVALID,
-                           "--app: 1 to %d characters, no '|' or control "
-                           "characters",
+                           "--app, --facility: up to %d characters, no '|' "
+                           "or control characters, and at least one of them",
                            NAME_MAX_BYTES);
-    if (!name_ok(facility, 1))
-        return mr_diag_set(d, MR_EINVALID,
-                           "--facility: up to %d characters, no '|' or "
-                           "control characters",
-                           NAME_MAX_BYTES);
-    if (!name_ok(cert_cn, 1))
+    if (!name_ok(sd->tls_client, 1))
         return mr_diag_set(d, MR_EINVALID,
                            "--tls-client: up to %d characters, no '|' or "
                            "control characters",
                            NAME_MAX_BYTES);
-    if (active && (!role || !mr_policy_role_known(r->policy, role) ||
-                   !strcmp(role, "patient")))
+    if (strspn(proc, "PTD") != strlen(proc) || strlen(proc) > 3)
+        return mr_diag_set(d, MR_EINVALID,
+                           "--processing: \"%s\" is not a set of processing "
+                           "ids P, T and D (e.g. P,T)",
+                           proc);
+    if (sd->active &&
+        (!sd->role || !mr_policy_role_known(r->policy, sd->role) ||
+         !strcmp(sd->role, "patient")))
         return mr_diag_set(d, MR_EINVALID,
                            "--role: \"%s\" is not a role of the policy a "
                            "system may have (medrec policy show)",
-                           role ? role : "");
+                           sd->role ? sd->role : "");
     err = mr__authorize_priv(r, a, MR_PRIV_INTERFACES, d);
     if (err)
         return mr__denied(r, a, "hl7-sender", NULL, app, d);
-    snprintf(name, sizeof(name), "%s|%s", app, facility ? facility : "");
-    doc = json_pack("{s:s,s:s,s:s,s:s,s:b}", "app", app, "facility",
-                    facility ? facility : "", "role", role ? role : "",
-                    "tls_client", cert_cn ? cert_cn : "", "active", active);
+    snprintf(name, sizeof(name), "%s|%s", app, facility);
+    doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "app", app, "facility",
+                    facility, "role", sd->role ? sd->role : "", "tls_client",
+                    sd->tls_client ? sd->tls_client : "", "processing", proc,
+                    "active", sd->active);
     text = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
     if (!text)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     err = mr__tx_begin(r, d);
-    if (!err && !active) {
+    if (!err && !sd->active) {
         err = mr_store_sec_get(r->st, SENDER_KIND, name, NULL, NULL, d);
         if (err == MR_ENOTFOUND)
             mr_diag_set(d, err, "no sender %s is registered", name);
@@ -87,8 +91,9 @@ enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
     if (!err)
         err = mr_store_sec_put(r->st, SENDER_KIND, name, text, 0, a->user, d);
     if (!err)
-        err = mr__audit(r, a, active ? "hl7-sender-add" : "hl7-sender-remove",
-                        MR_OK, NULL, name, NULL, NULL, role, d);
+        err = mr__audit(r, a,
+                        sd->active ? "hl7-sender-add" : "hl7-sender-remove",
+                        MR_OK, NULL, name, NULL, NULL, text, d);
     if (!err)
         err = mr__tx_commit(r, d);
     else
@@ -107,17 +112,22 @@ static int senders_cb(void *ctx, const char *name, int64_t version,
 {
     struct senders_ctx *s = ctx;
     json_t *o = json_loads(json, 0, NULL);
+    struct mr_hl7_sender sd;
     int rc;
 
     (void)name;
     (void)version;
     if (!o)
         return MR_ECORRUPT;
-    rc = s->cb(s->ctx, json_string_value(json_object_get(o, "app")),
-               json_string_value(json_object_get(o, "facility")),
-               json_string_value(json_object_get(o, "role")),
-               json_string_value(json_object_get(o, "tls_client")),
-               json_is_true(json_object_get(o, "active")));
+    sd.app = json_string_value(json_object_get(o, "app"));
+    sd.facility = json_string_value(json_object_get(o, "facility"));
+    sd.role = json_string_value(json_object_get(o, "role"));
+    sd.tls_client = json_string_value(json_object_get(o, "tls_client"));
+    sd.processing = json_string_value(json_object_get(o, "processing"));
+    if (!sd.processing)
+        sd.processing = "P";
+    sd.active = json_is_true(json_object_get(o, "active"));
+    rc = s->cb(s->ctx, &sd);
     json_decref(o);
     return rc;
 }
@@ -143,11 +153,13 @@ enum mr_err mr_records_hl7_senders(struct mr_records *r,
     return err;
 }
 
-/* The registered role of APP|FAC (or APP with any facility); "" if the
- * sender is unknown or withdrawn. */
+/* The registered role of APP|FAC (else APP with any facility, else any
+ * app of FAC); "" if the sender is unknown or withdrawn. cert_cn and
+ * proc receive its TLS client name and accepted processing ids. */
 static enum mr_err sender_role(struct mr_records *r, const char *app,
                                const char *fac, char *role, size_t cap,
-                               char *cert_cn, size_t ccap, struct mr_diag *d)
+                               char *cert_cn, size_t ccap, char proc[4],
+                               struct mr_diag *d)
 {
     struct mr_buf doc = MR_BUF_INIT(64u << 10);
     char name[2 * NAME_MAX_BYTES + 2];
@@ -156,23 +168,30 @@ static enum mr_err sender_role(struct mr_records *r, const char *app,
 
     role[0] = '\0';
     cert_cn[0] = '\0';
-    if (!name_ok(app, 0) || !name_ok(fac, 1))
+    strcpy(proc, "P");
+    if (!name_ok(app, 1) || !name_ok(fac, 1))
         return MR_OK;
-    for (pass = 0; pass < 2 && err == MR_ENOTFOUND; pass++) {
-        snprintf(name, sizeof(name), "%s|%s", app, pass ? "" : fac);
-        if (pass && !fac[0])
-            break;
+    for (pass = 0; pass < 3 && err == MR_ENOTFOUND; pass++) {
+        if ((pass == 1 && !fac[0]) || (pass == 2 && !app[0]))
+            continue;
+        snprintf(name, sizeof(name), "%s|%s", pass == 2 ? "" : app,
+                 pass == 1 ? "" : fac);
+        if (!strcmp(name, "|"))
+            continue;
         err = mr_store_sec_get(r->st, SENDER_KIND, name, &doc, NULL, d);
     }
     if (!err) {
         json_t *o = json_loadb(doc.ptr, doc.len, 0, NULL);
+        const char *v;
         if (o && json_is_true(json_object_get(o, "active")) &&
             json_string_value(json_object_get(o, "role")))
             snprintf(role, cap, "%s",
                      json_string_value(json_object_get(o, "role")));
-        if (o && json_string_value(json_object_get(o, "tls_client")))
-            snprintf(cert_cn, ccap, "%s",
-                     json_string_value(json_object_get(o, "tls_client")));
+        if (o && (v = json_string_value(json_object_get(o, "tls_client"))))
+            snprintf(cert_cn, ccap, "%s", v);
+        if (o && (v = json_string_value(json_object_get(o, "processing"))) &&
+            strlen(v) < 4)
+            strcpy(proc, v);
         json_decref(o);
     } else if (err == MR_ENOTFOUND) {
         mr_diag_clear(d);
@@ -307,7 +326,9 @@ static enum mr_err process(struct mr_records *r, const struct mr_actor *via,
     row.ack_code = mr_hl7_ack_code_name(ak.code);
     row.ack = ack->ptr;
     row.ack_len = ack->len;
-    row.detail = aerr ? (ak.reason ? ak.reason : "") : NULL;
+    row.detail = aerr              ? (ak.reason ? ak.reason : "")
+                 : ap.warning[0] ? ap.warning
+                                 : NULL;
     row.patient = ap.patient[0] ? ap.patient : NULL;
     row.resources = aerr ? NULL : ap.resources.ptr;
     err = mr_store_hl7_update(r->st, &row, 0, d);
@@ -376,6 +397,7 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
     char sender[2 * NAME_MAX_BYTES + 20], ctrl[MR_HL7_MAX_CONTROL_ID + 1];
     char type[40], what[1000], actor_name[2 * NAME_MAX_BYTES + 30];
     char actrl[32], ts[32], reason[700], want_cn[NAME_MAX_BYTES + 8];
+    char proc[4];
     struct mr_actor sa;
     enum mr_err err;
     int64_t id = 0;
@@ -438,7 +460,7 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
     row.type = type;
 
     err = sender_role(r, app, fac, role, sizeof(role), want_cn,
-                      sizeof(want_cn), d);
+                      sizeof(want_cn), proc, d);
     if (err)
         goto out;
     reason[0] = '\0';
@@ -456,11 +478,14 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
                  app);
         role[0] = '\0';
     }
-    else if (m.hdr.processing_id.len && !mr_hl7_eq(m.hdr.processing_id, "P"))
+    else if (m.hdr.processing_id.len &&
+             (m.hdr.processing_id.len != 1 ||
+              !strchr(proc, m.hdr.processing_id.ptr[0])))
         snprintf(reason, sizeof(reason),
-                 "MSH-11: processing id \"%.*s\" is not accepted: medrec "
-                 "applies production (P) messages only",
-                 (int)m.hdr.processing_id.len, m.hdr.processing_id.ptr);
+                 "MSH-11: processing id \"%.*s\" is not accepted from this "
+                 "sender (it is registered for %s; production charts take "
+                 "production messages)",
+                 (int)m.hdr.processing_id.len, m.hdr.processing_id.ptr, proc);
     if (reason[0]) {
         memset(&where, 0, sizeof(where));
         memcpy(where.seg, "MSH", 4);
@@ -675,8 +700,9 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
     if (!err) {
         hdr_first(&m, m.hdr.sending_app, app, sizeof(app));
         hdr_first(&m, m.hdr.sending_facility, fac, sizeof(fac));
-        char cn[NAME_MAX_BYTES + 8];
-        err = sender_role(r, app, fac, role, sizeof(role), cn, sizeof(cn), d);
+        char cn[NAME_MAX_BYTES + 8], proc[4];
+        err = sender_role(r, app, fac, role, sizeof(role), cn, sizeof(cn),
+                          proc, d);
         if (!err && !role[0])
             err = mr_diag_set(d, MR_EDENIED,
                               "sender %s|%s is not registered (medrec hl7 "

@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/time.h"
+#include "records/patient.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -148,11 +149,25 @@ static int val(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     mr_buf_reset(&c->tmp);
     if (mr_hl7_unescape(&c->m->delims, c->m->hdr.charset, v.ptr, v.len,
                         &c->tmp) ||
-        c->tmp.len >= cap || memchr(c->tmp.ptr, '\0', c->tmp.len)) {
+        c->tmp.len >= cap) {
         fail(c, MR_EINVALID, s, (unsigned)f, MR_HL7_ERR_VALUE_TOO_LONG,
-             "%s-%zu: value longer than %zu bytes or not text", s->id, f,
-             cap - 1);
+             "%s-%zu: value longer than %zu bytes", s->id, f, cap - 1);
         return V_BAD;
+    }
+    {
+        /* Text is text: \Xhh\ may spell a line break or a tab, never
+         * another control character. */
+        size_t i;
+        for (i = 0; i < c->tmp.len; i++) {
+            unsigned char ch = (unsigned char)c->tmp.ptr[i];
+            if ((ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') ||
+                ch == 0x7f) {
+                fail(c, MR_EINVALID, s, (unsigned)f, MR_HL7_ERR_DATA_TYPE,
+                     "%s-%zu: control character \\X%02X\\ is not text", s->id,
+                     f, ch);
+                return V_BAD;
+            }
+        }
     }
     memcpy(buf, c->tmp.ptr, c->tmp.len);
     buf[c->tmp.len] = '\0';
@@ -391,6 +406,27 @@ static enum mr_err set_dtm(struct mctx *c, json_t *o, const char *key,
 
 /* ---- identifiers and codes ------------------------------------------ */
 
+/* prefix + name, the name percent-encoded outside [A-Za-z0-9-._~] so a
+ * "GENERAL HOSP" makes a valid URI. */
+static void urn(const char *prefix, const char *name, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = (size_t)snprintf(out, cap, "%s", prefix);
+
+    for (; *name && n + 4 < cap; name++) {
+        unsigned char ch = (unsigned char)*name;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+            (ch >= '0' && ch <= '9') || strchr("-._~", ch)) {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
 void mr_hl7_id_system(const char *namespace_id, const char *universal_id,
                       const char *universal_type, const char *ns, char *out,
                       size_t cap)
@@ -402,11 +438,11 @@ void mr_hl7_id_system(const char *namespace_id, const char *universal_id,
              (!strcmp(universal_type, "URI") || !strcmp(universal_type, "URL")))
         snprintf(out, cap, "%s", universal_id);
     else if (namespace_id && namespace_id[0])
-        snprintf(out, cap, "urn:medrec:aa:%s", namespace_id);
+        urn("urn:medrec:aa:", namespace_id, out, cap);
     else if (universal_id && universal_id[0])
-        snprintf(out, cap, "urn:medrec:aa:%s", universal_id);
+        urn("urn:medrec:aa:", universal_id, out, cap);
     else
-        snprintf(out, cap, "urn:medrec:aa:%s", ns);
+        urn("urn:medrec:aa:", ns, out, cap);
 }
 
 /* A CX (PID-3, PV1-19, MRG-1): value and system; 0 if no value. hd is
@@ -498,10 +534,11 @@ static void code_system(struct mctx *c, const char *name, char *out,
         return;
     }
     /* Local codes: the sender's own code system. */
-    if (name[0])
-        snprintf(out, cap, "urn:medrec:code:%s:%s", c->ns, name);
-    else
-        snprintf(out, cap, "urn:medrec:code:%s", c->ns);
+    urn("urn:medrec:code:", c->ns, out, cap);
+    if (name[0] && strlen(out) + 1 < cap) {
+        size_t n = strlen(out);
+        urn(":", name, out + n, cap - n);
+    }
 }
 
 /* A CE/CWE/CNE at s-f rep as a CodeableConcept (both triplets), or NULL
@@ -736,91 +773,102 @@ static enum mr_err find_by(struct mctx *c, const char *type, const char *param,
 
 /* ---- patients -------------------------------------------------------- */
 
+/* The chart that stands for Patient/id: itself, or, after merges, the one
+ * its replaced-by links lead to. *pat receives its JSON (NULL if gone). */
+static enum mr_err resolve(struct mctx *c, const struct mr_hl7_seg *s,
+                           unsigned field, char id[65], json_t **pat)
+{
+    enum mr_err err;
+    int64_t v;
+    int hops;
+
+    *pat = NULL;
+    err = load(c, "Patient", id, pat, &v);
+    for (hops = 0; !err && *pat && hops < 8; hops++) {
+        json_t *l;
+        const char *to = NULL;
+        size_t k;
+        json_array_foreach(json_object_get(*pat, "link"), k, l)
+        {
+            const char *t = json_string_value(json_object_get(l, "type"));
+            const char *o = json_string_value(
+                json_object_get(json_object_get(l, "other"), "reference"));
+            if (t && o && !strcmp(t, "replaced-by") &&
+                !strncmp(o, "Patient/", 8) && strlen(o + 8) < 65)
+                to = o + 8;
+        }
+        if (!to)
+            break;
+        snprintf(id, 65, "%s", to);
+        json_decref(*pat);
+        *pat = NULL;
+        err = load(c, "Patient", id, pat, &v);
+    }
+    return err ? fail_rec(c, err, s, field) : MR_OK;
+}
+
 /* The patient PID-3 names: its id in id (empty if none) and its stored
- * JSON in *pat (may be NULL). A merged chart (link replaced-by) leads to
- * the one that replaced it. */
+ * JSON in *pat (may be NULL). Identifiers that lead, through merges, to
+ * one chart name that chart; two charts are a conflict. first_id gets
+ * the first identifier as system|value (for messages). */
 static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
                                 char id[65], json_t **pat, char *first_id,
                                 size_t first_cap)
 {
-    char value[VAL_MAX], sys[VAL_MAX + 64];
+    char value[VAL_MAX], sys[VAL_MAX + 64], cand[65];
     size_t i, n = reps(c, pid, 3);
     struct found f;
     enum mr_err err;
-    int hops;
+    int k, j;
 
     id[0] = '\0';
     *pat = NULL;
     if (first_id)
         first_id[0] = '\0';
     for (i = 1; i <= n; i++) {
-        int k = cx(c, pid, 3, i, 4, value, sizeof(value), sys, sizeof(sys));
+        k = cx(c, pid, 3, i, 4, value, sizeof(value), sys, sizeof(sys));
         if (k < 0)
-            return c->d->code;
+            goto bad;
         if (!k)
             continue;
         if (first_id && !first_id[0])
             snprintf(first_id, first_cap, "%s|%s", sys, value);
         err = find_by(c, "Patient", "identifier", sys, value, NULL, &f);
+        json_decref(f.first);
         if (err) {
-            json_decref(f.first);
-            json_decref(*pat);
-            *pat = NULL;
-            return fail_rec(c, err, pid, 3);
+            fail_rec(c, err, pid, 3);
+            goto bad;
         }
-        if (f.n > 1) {
-            json_decref(f.first);
-            json_decref(*pat);
-            *pat = NULL;
-            return fail(c, MR_ECONFLICT, pid, 3, MR_HL7_ERR_UNKNOWN_KEY,
-                        "PID-3: identifier %s|%s is held by more than one "
-                        "patient (Patient/%s, Patient/%s); a records "
-                        "technician must resolve the duplicate",
-                        sys, value, f.id[0], f.id[1]);
+        for (j = 0; j < f.n; j++) {
+            json_t *p = NULL;
+            snprintf(cand, sizeof(cand), "%s", f.id[j]);
+            if (resolve(c, pid, 3, cand, &p))
+                goto bad;
+            if (!p) /* deleted */
+                continue;
+            if (id[0] && strcmp(id, cand)) {
+                json_decref(p);
+                fail(c, MR_ECONFLICT, pid, 3, MR_HL7_ERR_UNKNOWN_KEY,
+                     "PID-3: identifier %s|%s leads to more than one patient "
+                     "(Patient/%s, Patient/%s); a records technician must "
+                     "resolve the duplicate",
+                     sys, value, id, cand);
+                goto bad;
+            }
+            if (!id[0]) {
+                snprintf(id, 65, "%s", cand);
+                *pat = p;
+            } else {
+                json_decref(p);
+            }
         }
-        if (!f.n)
-            continue;
-        if (id[0] && strcmp(id, f.id[0])) {
-            json_decref(f.first);
-            json_decref(*pat);
-            *pat = NULL;
-            return fail(c, MR_ECONFLICT, pid, 3, MR_HL7_ERR_UNKNOWN_KEY,
-                        "PID-3: the identifiers name different patients "
-                        "(Patient/%s and Patient/%s)",
-                        id, f.id[0]);
-        }
-        if (!id[0]) {
-            snprintf(id, 65, "%s", f.id[0]);
-            *pat = f.first;
-        } else {
-            json_decref(f.first);
-        }
-    }
-    /* Follow merges: the chart that replaced this one. */
-    for (hops = 0; *pat && hops < 8; hops++) {
-        json_t *links = json_object_get(*pat, "link"), *l, *next = NULL;
-        const char *to = NULL;
-        size_t k;
-        int64_t v;
-        json_array_foreach(links, k, l)
-        {
-            const char *t = json_string_value(json_object_get(l, "type"));
-            const char *o = json_string_value(
-                json_object_get(json_object_get(l, "other"), "reference"));
-            if (t && o && !strcmp(t, "replaced-by") &&
-                !strncmp(o, "Patient/", 8))
-                to = o + 8;
-        }
-        if (!to)
-            break;
-        snprintf(id, 65, "%s", to);
-        err = load(c, "Patient", id, &next, &v);
-        json_decref(*pat);
-        *pat = next;
-        if (err)
-            return fail_rec(c, err, pid, 3);
     }
     return MR_OK;
+bad:
+    json_decref(*pat);
+    *pat = NULL;
+    id[0] = '\0';
+    return c->d->code ? c->d->code : MR_EINTERNAL;
 }
 
 static const char *name_use(const char *code)
@@ -948,7 +996,21 @@ static json_t *addresses(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     return a;
 }
 
-/* XTN repetitions of s-f appended to a as ContactPoints. */
+/* A contact detail that is not one is left out, not the whole message:
+ * the ACK says so (AA with a warning) and the log keeps it. */
+static void warn(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
+                 const char *what, const char *v)
+{
+    size_t n = strlen(c->out->warning);
+
+    if (n + 2 < sizeof(c->out->warning))
+        snprintf(c->out->warning + n, sizeof(c->out->warning) - n,
+                 "%s%s-%zu: \"%s\" is not a valid %s; not stored",
+                 n ? "; " : "", s->id, f, v, what);
+}
+
+/* XTN repetitions of s-f appended to a as ContactPoints (invalid ones
+ * left out with a warning). */
 static int telecoms(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
                     const char *use, json_t *a)
 {
@@ -975,16 +1037,26 @@ static int telecoms(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
                 json_decref(cp);
                 continue;
             }
+            if (!mr_email_valid(mail)) {
+                warn(c, s, f, "e-mail address", mail);
+                json_decref(cp);
+                continue;
+            }
             jset(cp, "system", jstr("email"));
             jset(cp, "value", jstr(mail));
         } else {
             if (num[0])
                 snprintf(val_, sizeof(val_), "%s%s%s%s%s%s",
                          area[0] ? "(" : "", area, area[0] ? ") " : "", num,
-                         ext[0] ? " ext. " : "", ext);
+                         ext[0] ? " x" : "", ext);
             else
                 snprintf(val_, sizeof(val_), "%s", v1);
             if (!val_[0]) {
+                json_decref(cp);
+                continue;
+            }
+            if (!mr_phone_valid(val_)) {
+                warn(c, s, f, "phone number", val_);
                 json_decref(cp);
                 continue;
             }
@@ -1234,9 +1306,9 @@ static int location_text(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     char poc[VAL_MAX], room[VAL_MAX], bed[VAL_MAX], fac[VAL_MAX];
     size_t n = 0;
 
-    if (val(c, s, f, 1, 1, 0, poc, sizeof(poc)) == V_BAD ||
-        val(c, s, f, 1, 2, 0, room, sizeof(room)) == V_BAD ||
-        val(c, s, f, 1, 3, 0, bed, sizeof(bed)) == V_BAD ||
+    if (val(c, s, f, 1, 1, 1, poc, sizeof(poc)) == V_BAD ||
+        val(c, s, f, 1, 2, 1, room, sizeof(room)) == V_BAD ||
+        val(c, s, f, 1, 3, 1, bed, sizeof(bed)) == V_BAD ||
         val(c, s, f, 1, 4, 1, fac, sizeof(fac)) == V_BAD)
         return -1;
     out[0] = '\0';
@@ -1550,8 +1622,6 @@ static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
                         NULL));
         if (c->d->code)
             goto bad;
-        if (!json_object_size(h))
-            json_object_del(e, "hospitalization");
     }
 
     /* The event. */
@@ -1590,6 +1660,8 @@ static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
     json_object_set_new(e, "status", jstr(status));
     if (!json_object_size(per))
         json_object_del(e, "period");
+    if (!json_object_size(json_object_get(e, "hospitalization")))
+        json_object_del(e, "hospitalization");
     err = save(c, "Encounter", id, e, ver, pv1, 0);
     json_decref(e);
     return err;
@@ -1730,13 +1802,23 @@ static enum mr_err merge(struct mctx *c, const char *survivor)
         json_decref(f.first);
         if (err)
             return fail_rec(c, err, mrg, 1);
-        if (f.n > 1)
-            return fail(c, MR_ECONFLICT, mrg, 1, MR_HL7_ERR_UNKNOWN_KEY,
-                        "MRG-1: identifier %s|%s is held by more than one "
-                        "patient",
-                        sys, value);
-        if (f.n)
-            snprintf(old, sizeof(old), "%s", f.id[0]);
+        {
+            /* The survivor may hold the old identifier too (an update
+             * after the merge): the prior chart is the other one. */
+            int j, others = 0;
+            for (j = 0; j < f.n; j++)
+                if (strcmp(f.id[j], survivor)) {
+                    snprintf(old, sizeof(old), "%s", f.id[j]);
+                    others++;
+                }
+            if (!others && f.n)
+                snprintf(old, sizeof(old), "%s", survivor);
+            if (others > 1)
+                return fail(c, MR_ECONFLICT, mrg, 1, MR_HL7_ERR_UNKNOWN_KEY,
+                            "MRG-1: identifier %s|%s is held by more than "
+                            "one patient",
+                            sys, value);
+        }
     }
     if (!old[0])
         return fail(c, MR_ENOTFOUND, mrg, 1, MR_HL7_ERR_UNKNOWN_KEY,

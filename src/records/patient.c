@@ -26,7 +26,7 @@ int mr_phone_valid(const char *v)
     return digits >= 7 && digits <= 15;
 }
 
-static int email_valid(const char *v)
+int mr_email_valid(const char *v)
 {
     const char *at = strchr(v, '@');
 
@@ -110,7 +110,7 @@ enum mr_err mr_patient_check(const json_t *p, int64_t now_ms, struct mr_diag *d)
                                "Patient.telecom[%zu].value: \"%s\" is not a "
                                "valid phone number",
                                i, val);
-        if (!strcmp(sys, "email") && !email_valid(val))
+        if (!strcmp(sys, "email") && !mr_email_valid(val))
             return mr_diag_set(d, MR_EINVALID,
                                "Patient.telecom[%zu].value: \"%s\" is not a "
                                "valid e-mail address",

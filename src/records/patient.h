@@ -23,5 +23,7 @@ enum mr_err mr_patient_check(const json_t *p, int64_t now_ms,
 /* 1 if v looks like a phone number: digits with + ( ) - . space and an
  * optional extension, 7 to 15 digits. */
 int mr_phone_valid(const char *v);
+/* 1 if v looks like an e-mail address (one @, a dot after it, no space). */
+int mr_email_valid(const char *v);
 
 #endif

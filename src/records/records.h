@@ -443,19 +443,24 @@ enum mr_err mr_records_disclosures(struct mr_records *r,
 
 /* ---- the HL7 v2 feed (hl7.c; docs/hl7.md) ---- */
 
-/* Register (active=1) or withdraw (0) a sending system: MSH-3.1 app and
- * MSH-4.1 facility ("" or NULL: any facility) acting with role. cert_cn
- * (may be NULL or ""): its messages must come over TLS with a verified
- * client certificate of that common name. Needs manage-interfaces;
+/* A sending system: MSH-3.1 app and MSH-4.1 facility ("" app: any app of
+ * that facility; "" facility: any facility of that app), acting with
+ * role. tls_client (NULL or ""): its messages must come over TLS with a
+ * verified client certificate of that common name. processing: the
+ * MSH-11 processing ids accepted, e.g. "P" (NULL: "P"; "PT" also takes
+ * training messages, for a test system). */
+struct mr_hl7_sender {
+    const char *app, *facility, *role, *tls_client, *processing;
+    int active;
+};
+
+/* Register (s->active) or withdraw a sender. Needs manage-interfaces;
  * versioned and audited. */
 enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
                                       const struct mr_actor *a,
-                                      const char *app, const char *facility,
-                                      const char *role, const char *cert_cn,
-                                      int active, struct mr_diag *d) MR_WUR;
-typedef int (*mr_hl7_sender_cb)(void *ctx, const char *app,
-                                const char *facility, const char *role,
-                                const char *cert_cn, int active);
+                                      const struct mr_hl7_sender *s,
+                                      struct mr_diag *d) MR_WUR;
+typedef int (*mr_hl7_sender_cb)(void *ctx, const struct mr_hl7_sender *s);
 enum mr_err mr_records_hl7_senders(struct mr_records *r,
                                    const struct mr_actor *a,
                                    mr_hl7_sender_cb cb, void *ctx,
