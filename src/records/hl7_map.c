@@ -831,8 +831,9 @@ static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
             goto bad;
         if (!k)
             continue;
-        if (first_id && !first_id[0])
-            snprintf(first_id, first_cap, "%s|%s", sys, value);
+        if (first_id && !first_id[0] &&
+            snprintf(first_id, first_cap, "%s|%s", sys, value) < 0)
+            first_id[0] = '\0';
         err = find_by(c, "Patient", "identifier", sys, value, NULL, &f);
         json_decref(f.first);
         if (err) {
@@ -1003,10 +1004,12 @@ static void warn(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
 {
     size_t n = strlen(c->out->warning);
 
-    if (n + 2 < sizeof(c->out->warning))
+    /* A long list of warnings is cut: the ACK has room for the gist. */
+    if (n + 2 < sizeof(c->out->warning) &&
         snprintf(c->out->warning + n, sizeof(c->out->warning) - n,
                  "%s%s-%zu: \"%s\" is not a valid %s; not stored",
-                 n ? "; " : "", s->id, f, v, what);
+                 n ? "; " : "", s->id, f, v, what) < 0)
+        c->out->warning[n] = '\0';
 }
 
 /* XTN repetitions of s-f appended to a as ContactPoints (invalid ones
@@ -1212,7 +1215,7 @@ static enum mr_err pid_apply(struct mctx *c, const struct mr_hl7_seg *pid,
 static enum mr_err patient(struct mctx *c, int create, int update, char id[65])
 {
     const struct mr_hl7_seg *pid = mr_hl7_find(c->m, "PID", 1);
-    char first[VAL_MAX * 2];
+    char first[VAL_MAX * 2 + 80];
     json_t *p = NULL;
     enum mr_err err;
     int64_t ver = 0;

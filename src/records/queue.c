@@ -97,7 +97,11 @@ enum mr_err mr_queue_start(const char *db, struct mr_queue **out,
     if (!q)
         return mr_diag_set(d, MR_ENOMEM, "out of memory");
     err = mr_records_open(db, 0, &q->r, d);
+    if (!err)
+        err = mr_store_background_checkpoints(q->r->st, d);
     if (err) {
+        if (q->r)
+            mr_records_close(q->r);
         mr_free(q);
         return err;
     }

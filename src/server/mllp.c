@@ -158,15 +158,25 @@ static void logf_(const char *peer, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void logf_(const char *peer, const char *fmt, ...)
 {
+    char line[600], ts[32];
     va_list ap;
-    char ts[32];
+    size_t n;
 
+    /* One write per line, so lines of concurrent connections never
+     * interleave. */
     mr_time_format(mr_time_now_ms(), ts);
-    fprintf(stderr, "{\"ts\":\"%s\",\"mllp\":\"%s\",\"event\":\"", ts, peer);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\"}\n", stderr);
+    n = (size_t)snprintf(line, sizeof(line),
+                         "{\"ts\":\"%s\",\"mllp\":\"%s\",\"event\":\"", ts,
+                         peer);
+    if (n < sizeof(line)) {
+        va_start(ap, fmt);
+        n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+        va_end(ap);
+    }
+    if (n > sizeof(line) - 4)
+        n = sizeof(line) - 4;
+    memcpy(line + n, "\"}\n", 4);
+    fwrite(line, 1, n + 3, stderr);
 }
 
 static int job_run(void *ctx, struct mr_records *r)

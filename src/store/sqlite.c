@@ -130,7 +130,112 @@ struct sq_store {
     int key_missing;    /* the database has a key, the file is gone */
     struct mr_audit_key key;
     char *key_path; /* "<path>.audit-key" */
+    struct sq_walckpt *walckpt; /* background WAL checkpoints, or NULL */
 };
+
+/* Background WAL checkpoints for a connection that commits often (the
+ * server's committer): instead of checkpointing inside its own commit
+ * every 1000 WAL pages (SQLite's default), it signals a thread with its
+ * own connection, which checkpoints (PASSIVE) while it goes on. */
+struct sq_walckpt {
+    sqlite3 *db;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, stop;
+};
+
+#define SQ_WALCKPT_PAGES 1000
+
+static void *walckpt_main(void *arg)
+{
+    struct sq_walckpt *c = arg;
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->pending && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop)
+            break;
+        c->pending = 0;
+        pthread_mutex_unlock(&c->mu);
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static int walckpt_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct sq_walckpt *c = arg;
+
+    (void)db;
+    (void)name;
+    if (pages >= SQ_WALCKPT_PAGES) {
+        pthread_mutex_lock(&c->mu);
+        c->pending = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void walckpt_stop(struct sq_store *s)
+{
+    struct sq_walckpt *c = s->walckpt;
+
+    if (!c)
+        return;
+    sqlite3_wal_hook(s->db, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    mr_free(c);
+    s->walckpt = NULL;
+    /* What is left is checkpointed the usual way again. */
+    sqlite3_wal_autocheckpoint(s->db, SQ_WALCKPT_PAGES);
+}
+
+static enum mr_err sq_background_checkpoints(struct mr_store *base,
+                                             struct mr_diag *d)
+{
+    struct sq_store *s = (struct sq_store *)base;
+    struct sq_walckpt *c;
+
+    if (s->walckpt || s->readonly)
+        return MR_OK;
+    c = mr_calloc(1, sizeof(*c));
+    if (!c)
+        return mr_diag_set(d, MR_ENOMEM, "out of memory");
+    if (sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(c->db);
+        mr_free(c);
+        return mr_diag_set(d, MR_EIO, "%s: cannot open for checkpoints",
+                           s->path);
+    }
+    sqlite3_busy_timeout(c->db, 5000);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pthread_create(&c->thread, NULL, walckpt_main, c)) {
+        sqlite3_close(c->db);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->cv);
+        mr_free(c);
+        return mr_diag_set(d, MR_EINTERNAL, "cannot start checkpoints");
+    }
+    s->walckpt = c;
+    /* Replaces the automatic checkpoint (itself a WAL hook). */
+    sqlite3_wal_hook(s->db, walckpt_hook, c);
+    return MR_OK;
+}
 
 /*
  * The index kinds: the columns after (rid, key) and the order a flush
@@ -596,6 +701,7 @@ static void sq_close(struct mr_store *base)
     struct sq_store *s = (struct sq_store *)base;
     int i;
 
+    walckpt_stop(s);
     if (s->unckpt)
         checkpoint_now(s);
     for (i = 0; i < S_COUNT; i++)
@@ -805,15 +911,17 @@ static enum mr_err sq_begin(struct mr_store *base, int write, struct mr_diag *d)
     return run_stmt(s, write ? S_BEGIN_W : S_BEGIN_R, d);
 }
 
-/* Move staged index entries into the index tables, sorted. */
-static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
+/* Move staged index entries of the kinds in mask into the index tables,
+ * sorted. */
+static enum mr_err flush_kinds(struct sq_store *s, unsigned mask,
+                               struct mr_diag *d)
 {
     sqlite3_stmt *st = NULL;
     enum mr_err err;
     int k;
 
     for (k = 0; k <= MR_IX_URI; k++) {
-        if (!(s->staged & (1u << k)))
+        if (!(s->staged & mask & (1u << k)))
             continue;
         err = prep(s, (enum stmt_id)(S_FLUSH_IX + k), &st, d);
         if (!err)
@@ -827,6 +935,35 @@ static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
         s->staged &= ~(1u << k);
     }
     return MR_OK;
+}
+
+static enum mr_err flush_index(struct sq_store *s, struct mr_diag *d)
+{
+    return flush_kinds(s, ~0u, d);
+}
+
+/* The index kinds a search reads: those of its clauses; every kind when
+ * it chains, sorts by a parameter or includes (kept simple: those read
+ * other kinds or other types' entries). A search in the middle of a
+ * group commit (an HL7 patient lookup by identifier) then moves only the
+ * staged token entries, not every kind, out of the staging tables. */
+static unsigned query_kinds(const struct mr_query *q)
+{
+    unsigned mask = 0;
+    size_t i;
+
+    if (q->ninclude)
+        return ~0u;
+    for (i = 0; i < q->nsort; i++)
+        if (q->sort[i].special == MR_Q_PARAM)
+            return ~0u;
+    for (i = 0; i < q->n; i++) {
+        if (q->clauses[i].chain)
+            return ~0u;
+        if (q->clauses[i].special == MR_Q_PARAM)
+            mask |= 1u << q->clauses[i].kind;
+    }
+    return mask;
 }
 
 static enum mr_err sq_commit(struct mr_store *base, struct mr_diag *d)
@@ -1928,7 +2065,7 @@ static enum mr_err sq_search_ex(struct mr_store *base,
     uint32_t limit;
 
     /* Searches see this transaction's own writes. */
-    err = flush_index(s, d);
+    err = flush_kinds(s, query_kinds(qr), d);
     if (err)
         return err;
     q = mr_calloc(1, sizeof(*q));
@@ -2979,4 +3116,5 @@ static const struct mr_store_ops sqlite_ops = {
     .hl7_add = sq_hl7_add,
     .hl7_update = sq_hl7_update,
     .hl7_query = sq_hl7_query,
+    .background_checkpoints = sq_background_checkpoints,
 };

@@ -202,3 +202,9 @@ enum mr_err mr_store_hl7_query(struct mr_store *st,
 {
     return st->ops->hl7_query(st, f, cb, ctx, d);
 }
+
+enum mr_err mr_store_background_checkpoints(struct mr_store *st,
+                                            struct mr_diag *d)
+{
+    return st->ops->background_checkpoints(st, d);
+}

@@ -242,6 +242,12 @@ enum mr_err mr_store_shared_tokens(struct mr_store *st, uint32_t key,
                                    char *first, size_t cap,
                                    struct mr_diag *d) MR_WUR;
 
+/* For a handle that commits often (a server's committer): move the
+ * backend's housekeeping after commits (SQLite: WAL checkpoints) to a
+ * background thread, so commits do not wait for it. Until close. */
+enum mr_err mr_store_background_checkpoints(struct mr_store *st,
+                                            struct mr_diag *d) MR_WUR;
+
 /* Schema version of the open database. */
 int mr_store_schema(struct mr_store *st);
 

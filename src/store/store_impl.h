@@ -79,6 +79,8 @@ struct mr_store_ops {
                               int repeat, struct mr_diag *d);
     enum mr_err (*hl7_query)(struct mr_store *st, const struct mr_hl7_filter *f,
                              mr_hl7_cb cb, void *ctx, struct mr_diag *d);
+    enum mr_err (*background_checkpoints)(struct mr_store *st,
+                                          struct mr_diag *d);
 };
 
 struct mr_store {

@@ -877,6 +877,56 @@ static void test_savepoint_rollback_keeps_staged_index(void **state)
     SEARCH_IS("name=jose", "p1");
 }
 
+/* A search inside a transaction moves only the staged index entries of
+ * the kinds it reads; the others stay staged and are still written (by a
+ * later search of their kind, or at commit). */
+static int64_t search_in_tx(struct mr_store *st, const char *qs, struct ids *x)
+{
+    struct mr_query q;
+    struct mr_diag d;
+    int64_t t = -1;
+
+    memset(x, 0, sizeof(*x));
+    assert_int_equal(mr_query_parse(&q, "Patient", qs, strlen(qs), &d), MR_OK);
+    assert_int_equal(mr_store_search(st, &q, ids_cb, x, &t, &d), MR_OK);
+    mr_query_release(&q);
+    return t;
+}
+
+static void test_search_flushes_its_kinds(void **state)
+{
+    struct fx *f = *state;
+    struct mr_ix ix;
+    struct mr_diag d;
+    struct ids x;
+    int64_t ver = 0;
+    json_t *j = json_loads(people[0].json, 0, NULL);
+    struct mr_put p = {.type = "Patient",
+                       .id = "p1",
+                       .expect = MR_PUT_NEW,
+                       .json = people[0].json,
+                       .json_len = strlen(people[0].json),
+                       .ts = 1700000000000LL,
+                       .author = "tester",
+                       .ix = &ix};
+
+    mr_ix_init(&ix);
+    assert_int_equal(mr_fhir_extract(j, "Patient", &ix), MR_OK);
+    assert_int_equal(mr_store_begin(f->st, 1, &d), MR_OK);
+    assert_int_equal(mr_store_put(f->st, &p, &ver, &d), MR_OK);
+    assert_int_equal(search_in_tx(f->st, "identifier=urn:test:mrn|A-100", &x),
+                     1); /* tokens */
+    assert_string_equal(x.s, "p1");
+    assert_int_equal(search_in_tx(f->st, "name=jose", &x), 1); /* strings */
+    assert_string_equal(x.s, "p1");
+    assert_int_equal(mr_store_commit(f->st, &d), MR_OK);
+    json_decref(j);
+    mr_ix_release(&ix);
+    SEARCH_IS("birthdate=1984-03-09", "p1"); /* dates: written at commit */
+    SEARCH_IS("gender=male", "p1");
+    SEARCH_IS("family=munoz", "p1");
+}
+
 /* ---- integrity check -------------------------------------------------- */
 
 static void test_check(void **state)
@@ -945,6 +995,7 @@ int main(void)
         T(test_audit),
         T(test_search),
         T(test_savepoint_rollback_keeps_staged_index),
+        T(test_search_flushes_its_kinds),
         T(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
