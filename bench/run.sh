@@ -42,3 +42,6 @@ if command -v wrk >/dev/null && [ -d "${MEDREC_SHARED_DATA:-../shared/data}/fhir
 else
     echo "(FHIR server benchmarks skipped: need wrk and ../shared/data)"
 fi
+
+echo
+BUILD=$B ./bench/hl7.sh
