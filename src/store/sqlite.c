@@ -9,6 +9,7 @@
 #include "store/schema.h"
 #include "store/store_impl.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -2800,6 +2801,86 @@ static enum mr_err check_count(struct sq_store *s, struct mr_buf *report,
     return MR_OK;
 }
 
+/* Every current resource has the search entries its JSON calls for: for
+ * each index kind its extraction yields, at least one stored row. (A
+ * group commit once lost whole kinds of a resource's entries, leaving it
+ * stored but unfindable.) Reports the first few. */
+static enum mr_err check_index(struct sq_store *s, struct mr_buf *report,
+                               int *bad, struct mr_diag *d)
+{
+    sqlite3_stmt *st = NULL, *has[MR_IX_URI + 1] = {0};
+    struct mr_ix ix;
+    enum mr_err err = MR_OK;
+    int64_t missing = 0;
+    int rc, k;
+    char sql[128];
+
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT r.rid, r.type, r.id, v.json FROM resource"
+                            " r JOIN version v ON v.rid = r.rid AND"
+                            " v.version = r.version WHERE r.deleted = 0",
+                            -1, &st, NULL);
+    for (k = 0; rc == SQLITE_OK && k <= MR_IX_URI; k++) {
+        snprintf(sql, sizeof(sql), "SELECT 1 FROM ix_%s WHERE rid = ?1",
+                 ix_kinds[k].name);
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &has[k], NULL);
+    }
+    if (rc != SQLITE_OK)
+        err = map_rc(s, rc, d, "index check");
+    mr_ix_init(&ix);
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        json_t *j = json_loadb((const char *)sqlite3_column_blob(st, 3),
+                               (size_t)sqlite3_column_bytes(st, 3), 0, NULL);
+        unsigned kinds = 0;
+        size_t i;
+
+        mr_ix_reset(&ix);
+        if (!j || !type || mr_fhir_extract(j, type, &ix)) {
+            json_decref(j);
+            continue; /* invalid JSON is reported by its own check */
+        }
+        json_decref(j);
+        for (i = 0; i < ix.n; i++)
+            kinds |= 1u << ix.v[i].kind;
+        for (k = 0; k <= MR_IX_URI; k++) {
+            if (!(kinds & (1u << k)))
+                continue;
+            sqlite3_bind_int64(has[k], 1, sqlite3_column_int64(st, 0));
+            rc = sqlite3_step(has[k]);
+            sqlite3_reset(has[k]);
+            if (rc == SQLITE_DONE) {
+                if (++missing <= 10 &&
+                    mr_buf_addf(report,
+                                "index: %s/%s has no %s search entries "
+                                "(rebuild: medrec export, then import into "
+                                "a new database)\n",
+                                type, sqlite3_column_text(st, 2),
+                                ix_kinds[k].name))
+                    err = mr_diag_set(d, MR_ENOMEM, "out of memory");
+                break;
+            }
+            if (rc != SQLITE_ROW) {
+                err = map_rc(s, rc, d, "index check");
+                break;
+            }
+        }
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = map_rc(s, rc, d, "index check");
+    if (!err && missing) {
+        *bad = 1;
+        if (mr_buf_addf(report, "index: %lld resources miss search entries\n",
+                        (long long)missing))
+            err = mr_diag_set(d, MR_ENOMEM, "out of memory");
+    }
+    mr_ix_release(&ix);
+    sqlite3_finalize(st);
+    for (k = 0; k <= MR_IX_URI; k++)
+        sqlite3_finalize(has[k]);
+    return err;
+}
+
 static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
                             struct mr_diag *d)
 {
@@ -2847,6 +2928,8 @@ static enum mr_err sq_check(struct mr_store *base, struct mr_buf *report,
                           " OR NOT json_valid(v.json)))",
                           "current versions with missing or invalid JSON", &bad,
                           d);
+    if (!err)
+        err = check_index(s, report, &bad, d);
     if (err)
         return err;
     if (bad)

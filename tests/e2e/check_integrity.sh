@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # medrec check finds what the storage layer alone cannot: a medical record
-# number shared by two patients, and current versions that went missing.
+# number shared by two patients, current versions that went missing, and
+# a resource stored without the search entries its JSON calls for.
 . "$(dirname "$0")/lib.sh"
 need_cmd sqlite3
 
@@ -27,5 +28,14 @@ sqlite3 "$T/gone.db" "PRAGMA foreign_keys=OFF; UPDATE resource SET version = 7
     WHERE rowid = (SELECT min(rowid) FROM resource)"
 expect_exit 1 "$MEDREC" check --db "$T/gone.db"
 expect_stdout_contains "without their current version"
+
+# A patient whose token entries are gone (what a group commit once did):
+# stored, but no identifier search would find it.
+cp "$DB" "$T/noix.db"
+sqlite3 "$T/noix.db" "DELETE FROM ix_token WHERE rid = (SELECT rid FROM
+    resource WHERE type = 'Patient' ORDER BY rid LIMIT 1)"
+expect_exit 1 "$MEDREC" check --db "$T/noix.db"
+expect_stdout_matches "^index: Patient/[A-Za-z0-9.-]+ has no token search entries"
+expect_stdout_contains "1 resources miss search entries"
 
 summary
