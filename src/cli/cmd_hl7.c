@@ -10,9 +10,9 @@
 #include "hl7/parse.h"
 
 #include <arpa/inet.h>
-#include <gnutls/gnutls.h>
 #include <errno.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -70,12 +70,12 @@ static int print_sender(void *ctx, const struct mr_hl7_sender *s)
     int *json = ctx;
 
     if (*json) {
-        json_t *o = json_pack(
-            "{s:s,s:s,s:s,s:s,s:s,s:b}", "app", s->app ? s->app : "",
-            "facility", s->facility ? s->facility : "", "role",
-            s->role ? s->role : "", "tls_client",
-            s->tls_client ? s->tls_client : "", "processing",
-            s->processing ? s->processing : "P", "active", s->active);
+        json_t *o =
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "app", s->app ? s->app : "",
+                      "facility", s->facility ? s->facility : "", "role",
+                      s->role ? s->role : "", "tls_client",
+                      s->tls_client ? s->tls_client : "", "processing",
+                      s->processing ? s->processing : "P", "active", s->active);
         char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (text)
             puts(text);
@@ -208,8 +208,7 @@ static int dial(const char *to, struct mr_diag *d)
     }
     freeaddrinfo(res);
     if (fd < 0)
-        mr_diag_set(d, MR_EIO, "cannot connect to %s: %s", to,
-                    strerror(errno));
+        mr_diag_set(d, MR_EIO, "cannot connect to %s: %s", to, strerror(errno));
     else
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
@@ -375,8 +374,9 @@ static enum mr_err exchange(struct peer *pe, struct mr_mllp_decoder *dec,
                 if (mr_buf_add(ack, ev.ptr, ev.len))
                     return mr_diag_set(d, MR_ENOMEM, "out of memory");
                 if (left)
-                    fprintf(stderr, "medrec: %zu bytes after the ACK "
-                                    "ignored\n",
+                    fprintf(stderr,
+                            "medrec: %zu bytes after the ACK "
+                            "ignored\n",
                             left);
                 return MR_OK;
             }
@@ -478,8 +478,7 @@ static int cmd_send(struct cli *c, int argc, char **argv)
             char code[4];
             size_t k;
             if (exchange(&pe, &dec, m.ptr, m.len, timeout, &ack, &d)) {
-                fprintf(stderr, "medrec: %s: message %zu: ", argv[i],
-                        sent + 1);
+                fprintf(stderr, "medrec: %s: message %zu: ", argv[i], sent + 1);
                 rc = cli_fail(&d);
                 break;
             }
@@ -541,8 +540,8 @@ static int cmd_import_hl7(struct cli *c, int argc, char **argv)
         while (mr_hl7_next_message(data, len, &off, &m)) {
             struct mr_hl7_outcome out;
             mr_diag_clear(&d);
-            if (mr_records_hl7_receive(r, &c->actor, NULL, m.ptr, m.len,
-                                       &ack, &out, &d)) {
+            if (mr_records_hl7_receive(r, &c->actor, NULL, m.ptr, m.len, &ack,
+                                       &out, &d)) {
                 fprintf(stderr, "medrec: %s: ", argv[i]);
                 rc = cli_fail(&d);
                 break;
@@ -550,7 +549,7 @@ static int cmd_import_hl7(struct cli *c, int argc, char **argv)
             printf("%lld\t%s\t%s%s%s%s\n", (long long)out.id, out.ack_code,
                    out.status, out.repeat ? " (repeat)" : "",
                    out.detail[0] ? "\t" : "", out.detail);
-            counts[out.repeat                               ? 4
+            counts[out.repeat                         ? 4
                    : !strcmp(out.status, "applied")   ? 0
                    : !strcmp(out.status, "unmatched") ? 1
                    : !strcmp(out.status, "error")     ? 2
@@ -596,8 +595,7 @@ static int show_row(void *ctx, const struct mr_hl7_row *row)
         if (!o)
             return MR_ENOMEM;
         json_object_set_new(o, "resources",
-                            row->resources ? json_loads(row->resources, 0,
-                                                        NULL)
+                            row->resources ? json_loads(row->resources, 0, NULL)
                                            : json_array());
         if (s->raw && row->raw)
             json_object_set_new(o, "message",
@@ -613,20 +611,19 @@ static int show_row(void *ctx, const struct mr_hl7_row *row)
         free(text);
         return err;
     }
-    err = mr_buf_addf(&s->out, "%-6lld %s  %-9s %-3s %-10s %-22s %s%s%s%s\n",
-                      (long long)row->id, when, row->status,
-                      row->ack_code ? row->ack_code : "",
-                      row->type ? row->type : "",
-                      row->sender ? row->sender : "",
-                      row->control_id ? row->control_id : "",
-                      row->repeats ? " (repeated)" : "",
-                      row->detail && row->detail[0] ? "  " : "",
-                      row->detail ? row->detail : "");
+    err = mr_buf_addf(
+        &s->out, "%-6lld %s  %-9s %-3s %-10s %-22s %s%s%s%s\n",
+        (long long)row->id, when, row->status,
+        row->ack_code ? row->ack_code : "", row->type ? row->type : "",
+        row->sender ? row->sender : "", row->control_id ? row->control_id : "",
+        row->repeats ? " (repeated)" : "",
+        row->detail && row->detail[0] ? "  " : "",
+        row->detail ? row->detail : "");
     if (!err && s->raw && row->raw) {
         size_t k;
         for (k = 0; k < row->raw_len && !err; k++)
-            err = mr_buf_addc(&s->out,
-                              row->raw[k] == '\r' ? '\n' : row->raw[k]);
+            err =
+                mr_buf_addc(&s->out, row->raw[k] == '\r' ? '\n' : row->raw[k]);
         if (!err)
             err = mr_buf_addc(&s->out, '\n');
     }

@@ -200,8 +200,7 @@ static enum mr_err add_err(struct mr_buf *out, const struct mr_hl7_delims *dl,
             err = add_text(out, dl, cs, mr_hl7_errcode_text(code));
         if (!err)
             err = mr_buf_addf(out, "%cHL70357%c%c%c%c%c%c", cs_, fs,
-                              a->code == MR_HL7_AA ? 'W' : 'E', fs, fs, fs,
-                              fs);
+                              a->code == MR_HL7_AA ? 'W' : 'E', fs, fs, fs, fs);
         if (!err)
             err = add_text(out, dl, cs, reason);
     } else {

@@ -91,9 +91,9 @@ enum mr_err mr_records_hl7_sender_set(struct mr_records *r,
     if (!err)
         err = mr_store_sec_put(r->st, SENDER_KIND, name, text, 0, a->user, d);
     if (!err)
-        err = mr__audit(r, a,
-                        sd->active ? "hl7-sender-add" : "hl7-sender-remove",
-                        MR_OK, NULL, name, NULL, NULL, text, d);
+        err =
+            mr__audit(r, a, sd->active ? "hl7-sender-add" : "hl7-sender-remove",
+                      MR_OK, NULL, name, NULL, NULL, text, d);
     if (!err)
         err = mr__tx_commit(r, d);
     else
@@ -239,8 +239,8 @@ static void ack_stamp(int64_t id, char ctrl[32], char ts[32])
 
     mr_civil_from_days(days, &y, &mo, &dd);
     snprintf(ts, 32, "%04d%02u%02u%02d%02d%02d.%03d+0000", y, mo, dd,
-             (int)(ms / 3600000), (int)(ms / 60000 % 60),
-             (int)(ms / 1000 % 60), (int)(ms % 1000));
+             (int)(ms / 3600000), (int)(ms / 60000 % 60), (int)(ms / 1000 % 60),
+             (int)(ms % 1000));
     snprintf(ctrl, 32, "MR%lld", (long long)id);
 }
 
@@ -326,23 +326,21 @@ static enum mr_err process(struct mr_records *r, const struct mr_actor *via,
     row.ack_code = mr_hl7_ack_code_name(ak.code);
     row.ack = ack->ptr;
     row.ack_len = ack->len;
-    row.detail = aerr              ? (ak.reason ? ak.reason : "")
+    row.detail = aerr            ? (ak.reason ? ak.reason : "")
                  : ap.warning[0] ? ap.warning
                                  : NULL;
     row.patient = ap.patient[0] ? ap.patient : NULL;
     row.resources = aerr ? NULL : ap.resources.ptr;
     err = mr_store_hl7_update(r->st, &row, 0, d);
-    snprintf(audit_detail, sizeof(audit_detail), "%s: %s%s%s", what,
-             row.status, aerr ? ": " : "",
-             aerr ? (ak.reason ? ak.reason : "") : "");
+    snprintf(audit_detail, sizeof(audit_detail), "%s: %s%s%s", what, row.status,
+             aerr ? ": " : "", aerr ? (ak.reason ? ak.reason : "") : "");
     {
         char ids[24];
         snprintf(ids, sizeof(ids), "%lld", (long long)id);
         if (!err)
-            err = mr__audit(r, via, "hl7-receive",
-                            aerr == MR_ENOTFOUND ? MR_OK : aerr,
-                            "MessageHeader", ids, row.patient, NULL,
-                            audit_detail, d);
+            err = mr__audit(
+                r, via, "hl7-receive", aerr == MR_ENOTFOUND ? MR_OK : aerr,
+                "MessageHeader", ids, row.patient, NULL, audit_detail, d);
     }
     if (!err && out) {
         out->id = id;
@@ -438,8 +436,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
             err = mr_store_hl7_update(r->st, &row, 0, d);
         }
         if (!err)
-            err = mr__audit(r, via, "hl7-receive", MR_EINVALID,
-                            "MessageHeader", NULL, NULL, NULL, pd.msg, d);
+            err = mr__audit(r, via, "hl7-receive", MR_EINVALID, "MessageHeader",
+                            NULL, NULL, NULL, pd.msg, d);
         if (!err && out) {
             out->id = id;
             snprintf(out->status, sizeof(out->status), "rejected");
@@ -459,8 +457,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
     row.control_id = ctrl;
     row.type = type;
 
-    err = sender_role(r, app, fac, role, sizeof(role), want_cn,
-                      sizeof(want_cn), proc, d);
+    err = sender_role(r, app, fac, role, sizeof(role), want_cn, sizeof(want_cn),
+                      proc, d);
     if (err)
         goto out;
     reason[0] = '\0';
@@ -477,10 +475,9 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
                  "certificate",
                  app);
         role[0] = '\0';
-    }
-    else if (m.hdr.processing_id.len &&
-             (m.hdr.processing_id.len != 1 ||
-              !strchr(proc, m.hdr.processing_id.ptr[0])))
+    } else if (m.hdr.processing_id.len &&
+               (m.hdr.processing_id.len != 1 ||
+                !strchr(proc, m.hdr.processing_id.ptr[0])))
         snprintf(reason, sizeof(reason),
                  "MSH-11: processing id \"%.*s\" is not accepted from this "
                  "sender (it is registered for %s; production charts take "
@@ -520,8 +517,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
             err = mr_store_hl7_update(r->st, &row, 0, d);
         }
         if (!err)
-            err = mr__audit(r, via, "hl7-receive", MR_EDENIED,
-                            "MessageHeader", NULL, NULL, NULL, reason, d);
+            err = mr__audit(r, via, "hl7-receive", MR_EDENIED, "MessageHeader",
+                            NULL, NULL, NULL, reason, d);
         if (!err && out) {
             out->id = id;
             snprintf(out->status, sizeof(out->status), "rejected");
@@ -555,8 +552,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
             if (!err) {
                 char ids[24];
                 snprintf(ids, sizeof(ids), "%lld", (long long)fr.id);
-                err = mr__audit(r, via, "hl7-receive", MR_OK,
-                                "MessageHeader", ids, NULL, NULL,
+                err = mr__audit(r, via, "hl7-receive", MR_OK, "MessageHeader",
+                                ids, NULL, NULL,
                                 "repeat: acknowledged again, not applied", d);
             }
             if (!err && out) {
@@ -598,8 +595,8 @@ out:
 }
 
 /* Run fn in the caller's transaction (a group commit) or its own. */
-static enum mr_err in_tx(struct mr_records *r, enum mr_err err_in,
-                         int own, struct mr_diag *d)
+static enum mr_err in_tx(struct mr_records *r, enum mr_err err_in, int own,
+                         struct mr_diag *d)
 {
     enum mr_err err = err_in;
 
@@ -619,8 +616,7 @@ static enum mr_err in_tx(struct mr_records *r, enum mr_err err_in,
 enum mr_err mr_records_hl7_receive(struct mr_records *r,
                                    const struct mr_actor *via,
                                    const char *peer_cn, const char *bytes,
-                                   size_t len,
-                                   struct mr_buf *ack,
+                                   size_t len, struct mr_buf *ack,
                                    struct mr_hl7_outcome *out,
                                    struct mr_diag *d)
 {
@@ -644,8 +640,7 @@ enum mr_err mr_records_hl7_receive(struct mr_records *r,
 enum mr_err mr_records_hl7_replay(struct mr_records *r,
                                   const struct mr_actor *a, int64_t id,
                                   struct mr_buf *ack,
-                                  struct mr_hl7_outcome *out,
-                                  struct mr_diag *d)
+                                  struct mr_hl7_outcome *out, struct mr_diag *d)
 {
     struct mr_hl7_filter f;
     struct found_row fr;
@@ -692,8 +687,8 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
     if (!err) {
         err = mr_hl7_parse(&m, fr.raw.ptr, fr.raw.len, NULL, NULL, &pd);
         if (err)
-            err = mr_diag_set(d, err, "message %lld: %s", (long long)id,
-                              pd.msg);
+            err =
+                mr_diag_set(d, err, "message %lld: %s", (long long)id, pd.msg);
         else
             parsed = 1;
     }
@@ -701,8 +696,8 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
         hdr_first(&m, m.hdr.sending_app, app, sizeof(app));
         hdr_first(&m, m.hdr.sending_facility, fac, sizeof(fac));
         char cn[NAME_MAX_BYTES + 8], proc[4];
-        err = sender_role(r, app, fac, role, sizeof(role), cn, sizeof(cn),
-                          proc, d);
+        err = sender_role(r, app, fac, role, sizeof(role), cn, sizeof(cn), proc,
+                          d);
         if (!err && !role[0])
             err = mr_diag_set(d, MR_EDENIED,
                               "sender %s|%s is not registered (medrec hl7 "
@@ -717,8 +712,7 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
         sa.source = a->source;
         snprintf(what, sizeof(what), "replay of message %lld by %s",
                  (long long)id, a->user);
-        err = process(r, a, &sa, fac[0] ? fac : app, &m, id, what, ack, out,
-                      d);
+        err = process(r, a, &sa, fac[0] ? fac : app, &m, id, what, ack, out, d);
     }
     if (parsed)
         mr_hl7_release(&m);
@@ -737,9 +731,8 @@ struct list_ctx {
 
 enum mr_err mr_records_hl7_messages(struct mr_records *r,
                                     const struct mr_actor *a,
-                                    const struct mr_hl7_filter *f,
-                                    mr_hl7_cb cb, void *ctx,
-                                    struct mr_diag *d)
+                                    const struct mr_hl7_filter *f, mr_hl7_cb cb,
+                                    void *ctx, struct mr_diag *d)
 {
     enum mr_err err = mr__authorize_priv(r, a, MR_PRIV_INTERFACES, d);
     char q[200];

@@ -128,7 +128,8 @@ static enum mr_err fail_rec(struct mctx *c, enum mr_err err,
     default:
         break;
     }
-    snprintf(msg, sizeof(msg), "%s", c->d->msg[0] ? c->d->msg : mr_strerror(err));
+    snprintf(msg, sizeof(msg), "%s",
+             c->d->msg[0] ? c->d->msg : mr_strerror(err));
     return fail(c, err, s, field, code, "%s", msg);
 }
 
@@ -136,8 +137,8 @@ static enum mr_err fail_rec(struct mctx *c, enum mr_err err,
 
 /* The text of s-f.rep.comp.sub into buf: V_EMPTY, V_SET, V_NULL ("") or
  * V_BAD (too long: the failure is set). */
-static int val(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
-               size_t rep, size_t comp, size_t sub, char *buf, size_t cap)
+static int val(struct mctx *c, const struct mr_hl7_seg *s, size_t f, size_t rep,
+               size_t comp, size_t sub, char *buf, size_t cap)
 {
     struct mr_hl7_slice v;
 
@@ -307,8 +308,7 @@ static int dtm(struct mctx *c, const char *v, char *out, size_t cap,
     size_t n = 0, frac = 0;
     char fracs[8] = "", tz[8] = "";
     const char *p = v;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30,
-                                31, 31, 30, 31, 30, 31};
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
     while (isdigit((unsigned char)p[n]))
         n++;
@@ -381,8 +381,8 @@ static int dtm(struct mctx *c, const char *v, char *out, size_t cap,
 
 /* A date/time field into o[key] (date_only: a FHIR date). */
 static enum mr_err set_dtm(struct mctx *c, json_t *o, const char *key,
-                           const struct mr_hl7_seg *s, size_t f,
-                           int date_only, int *state)
+                           const struct mr_hl7_seg *s, size_t f, int date_only,
+                           int *state)
 {
     char v[VAL_MAX], out[48];
     int st = val(c, s, f, 1, 1, 0, v, sizeof(v));
@@ -399,8 +399,7 @@ static enum mr_err set_dtm(struct mctx *c, json_t *o, const char *key,
         return MR_OK;
     if (dtm(c, v, out, sizeof(out), date_only))
         return fail(c, MR_EINVALID, s, (unsigned)f, MR_HL7_ERR_DATA_TYPE,
-                    "%s-%zu: \"%s\" is not a valid HL7 date/time", s->id, f,
-                    v);
+                    "%s-%zu: \"%s\" is not a valid HL7 date/time", s->id, f, v);
     return jset(o, key, jstr(out)) ? MR_ENOMEM : MR_OK;
 }
 
@@ -447,9 +446,8 @@ void mr_hl7_id_system(const char *namespace_id, const char *universal_id,
 
 /* A CX (PID-3, PV1-19, MRG-1): value and system; 0 if no value. hd is
  * the component holding the assigning authority (CX.4; EI uses 2). */
-static int cx(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
-              size_t rep, size_t hd, char *value, size_t vcap, char *sys,
-              size_t scap)
+static int cx(struct mctx *c, const struct mr_hl7_seg *s, size_t f, size_t rep,
+              size_t hd, char *value, size_t vcap, char *sys, size_t scap)
 {
     char a1[VAL_MAX], a2[VAL_MAX], a3[64];
     int st = val(c, s, f, rep, 1, 0, value, vcap);
@@ -494,8 +492,7 @@ static void stable_id(const char *type, const char *a, const char *b,
 }
 
 /* The FHIR system of a v2 coding system name (CWE.3). */
-static void code_system(struct mctx *c, const char *name, char *out,
-                        size_t cap)
+static void code_system(struct mctx *c, const char *name, char *out, size_t cap)
 {
     static const struct {
         const char *v2, *fhir;
@@ -597,8 +594,7 @@ static json_t *cwe(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     return cc;
 }
 
-static json_t *coding(const char *system, const char *code,
-                      const char *display)
+static json_t *coding(const char *system, const char *code, const char *display)
 {
     json_t *o = json_object();
 
@@ -765,8 +761,7 @@ static enum mr_err find_by(struct mctx *c, const char *type, const char *param,
         mr_buf_release(&q);
         return mr_diag_set(c->d, MR_ENOMEM, "out of memory");
     }
-    err = mr_records_search(c->r, c->a, type, q.ptr, found_cb, f, &total,
-                            c->d);
+    err = mr_records_search(c->r, c->a, type, q.ptr, found_cb, f, &total, c->d);
     mr_buf_release(&q);
     return err;
 }
@@ -875,9 +870,9 @@ bad:
 static const char *name_use(const char *code)
 {
     static const char *const t[][2] = {
-        {"L", "official"}, {"D", "usual"},   {"M", "maiden"},
+        {"L", "official"}, {"D", "usual"},     {"M", "maiden"},
         {"N", "nickname"}, {"A", "anonymous"}, {"S", "anonymous"},
-        {"C", "old"},      {"B", "old"},     {"TEMP", "temp"},
+        {"C", "old"},      {"B", "old"},       {"TEMP", "temp"},
     };
     size_t i;
 
@@ -947,9 +942,8 @@ static json_t *names(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
 static json_t *addresses(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
                          int *bad)
 {
-    static const char *const keys[] = {NULL,   "line",       "line",
-                                       "city", "state",      "postalCode",
-                                       "country"};
+    static const char *const keys[] = {NULL,    "line",       "line",   "city",
+                                       "state", "postalCode", "country"};
     json_t *a = json_array();
     char v[VAL_MAX];
     size_t i, k, n = reps(c, s, f);
@@ -1049,9 +1043,9 @@ static int telecoms(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
             jset(cp, "value", jstr(mail));
         } else {
             if (num[0])
-                snprintf(val_, sizeof(val_), "%s%s%s%s%s%s",
-                         area[0] ? "(" : "", area, area[0] ? ") " : "", num,
-                         ext[0] ? " x" : "", ext);
+                snprintf(val_, sizeof(val_), "%s%s%s%s%s%s", area[0] ? "(" : "",
+                         area, area[0] ? ") " : "", num, ext[0] ? " x" : "",
+                         ext);
             else
                 snprintf(val_, sizeof(val_), "%s", v1);
             if (!val_[0]) {
@@ -1138,8 +1132,8 @@ static enum mr_err pid_apply(struct mctx *c, const struct mr_hl7_seg *pid,
     if (st == V_BAD)
         return c->d->code;
     if (st == V_SET) {
-        const char *g = !strcmp(v, "M")                     ? "male"
-                        : !strcmp(v, "F")                   ? "female"
+        const char *g = !strcmp(v, "M")                      ? "male"
+                        : !strcmp(v, "F")                    ? "female"
                         : !strcmp(v, "O") || !strcmp(v, "A") ? "other"
                         : !strcmp(v, "U") || !strcmp(v, "N") ? "unknown"
                                                              : NULL;
@@ -1244,11 +1238,11 @@ static enum mr_err patient(struct mctx *c, int create, int update, char id[65])
     } else {
         json_t *meta = json_object_get(p, "meta");
         ver = json_is_object(meta)
-                  ? (int64_t)atoll(json_string_value(
-                                       json_object_get(meta, "versionId"))
-                                       ? json_string_value(json_object_get(
-                                             meta, "versionId"))
-                                       : "0")
+                  ? (int64_t)atoll(
+                        json_string_value(json_object_get(meta, "versionId"))
+                            ? json_string_value(
+                                  json_object_get(meta, "versionId"))
+                            : "0")
                   : 0;
     }
     err = pid_apply(c, pid, p);
@@ -1296,8 +1290,7 @@ static json_t *enc_class(const char *v)
             return coding("http://terminology.hl7.org/CodeSystem/v3-ActCode",
                           t[i][1], t[i][2]);
     if (v[0])
-        return coding("http://terminology.hl7.org/CodeSystem/v2-0004", v,
-                      NULL);
+        return coding("http://terminology.hl7.org/CodeSystem/v2-0004", v, NULL);
     return coding("http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "UNK",
                   "unknown");
 }
@@ -1318,8 +1311,8 @@ static int location_text(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     if (poc[0])
         n += (size_t)snprintf(out + n, cap - n, "%s", poc);
     if (room[0] && n < cap)
-        n += (size_t)snprintf(out + n, cap - n, "%sroom %s", n ? " " : "",
-                              room);
+        n +=
+            (size_t)snprintf(out + n, cap - n, "%sroom %s", n ? " " : "", room);
     if (bed[0] && n < cap)
         n += (size_t)snprintf(out + n, cap - n, "%sbed %s", n ? " " : "", bed);
     if (fac[0] && n < cap)
@@ -1440,8 +1433,8 @@ static enum mr_err visit_id(struct mctx *c, const struct mr_hl7_seg *pv1,
                  "subject=Patient/%s&status=planned,arrived,in-progress,"
                  "onleave",
                  pat);
-        err = mr_records_search(c->r, c->a, "Encounter", q, latest_cb, &l,
-                                NULL, c->d);
+        err = mr_records_search(c->r, c->a, "Encounter", q, latest_cb, &l, NULL,
+                                c->d);
         if (err)
             return fail_rec(c, err, pv1, 19);
         if (l.id[0]) {
@@ -1497,17 +1490,16 @@ static json_t *xcn_participant(struct mctx *c, const struct mr_hl7_seg *s,
             return NULL;
         }
         mr_hl7_id_system(a1, NULL, NULL, c->ns, sys, sizeof(sys));
-        json_object_set_new(ind, "identifier",
-                            json_pack("{s:s,s:s}", "system", sys, "value",
-                                      idv));
+        json_object_set_new(
+            ind, "identifier",
+            json_pack("{s:s,s:s}", "system", sys, "value", idv));
     }
     p = json_object();
     if (type)
         jset(p, "type",
-             json_pack("[o]",
-                       concept("http://terminology.hl7.org/CodeSystem/"
-                               "v3-ParticipationType",
-                               type, NULL)));
+             json_pack("[o]", concept("http://terminology.hl7.org/CodeSystem/"
+                                      "v3-ParticipationType",
+                                      type, NULL)));
     jset(p, "individual", ind);
     return p;
 }
@@ -1516,12 +1508,12 @@ static json_t *xcn_participant(struct mctx *c, const struct mr_hl7_seg *s,
 static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
 {
     const struct mr_hl7_seg *pv1 = mr_hl7_find(c->m, "PV1", 1);
-    char id[65], vsys[VAL_MAX + 64], vnum[VAL_MAX], v[VAL_MAX], loc[4 * VAL_MAX];
-    int creating = !strcmp(ev, "A01") || !strcmp(ev, "A04") ||
-                   !strcmp(ev, "A05");
+    char id[65], vsys[VAL_MAX + 64], vnum[VAL_MAX], v[VAL_MAX],
+        loc[4 * VAL_MAX];
+    int creating =
+        !strcmp(ev, "A01") || !strcmp(ev, "A04") || !strcmp(ev, "A05");
     int needs = !strcmp(ev, "A02") || !strcmp(ev, "A03") ||
-                !strcmp(ev, "A11") || !strcmp(ev, "A12") ||
-                !strcmp(ev, "A13");
+                !strcmp(ev, "A11") || !strcmp(ev, "A12") || !strcmp(ev, "A13");
     json_t *e = NULL, *per;
     const char *status;
     enum mr_err err;
@@ -1568,8 +1560,8 @@ static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
             json_object_get(json_object_get(e, "subject"), "reference"));
         if (subj && (strncmp(subj, "Patient/", 8) || strcmp(subj + 8, pat))) {
             err = fail(c, MR_ECONFLICT, pv1, 19, MR_HL7_ERR_UNKNOWN_KEY,
-                       "PV1-19: visit %s belongs to another patient (%s)",
-                       vnum, subj);
+                       "PV1-19: visit %s belongs to another patient (%s)", vnum,
+                       subj);
             json_decref(e);
             return err;
         }
@@ -1641,8 +1633,7 @@ static enum mr_err visit(struct mctx *c, const char *ev, const char *pat)
         if (!status)
             status = "planned";
     } else if (!strcmp(ev, "A02")) {
-        if (!status || !strcmp(status, "planned") ||
-            !strcmp(status, "arrived"))
+        if (!status || !strcmp(status, "planned") || !strcmp(status, "arrived"))
             status = "in-progress";
     } else if (!strcmp(ev, "A03")) {
         status = "finished";
@@ -1709,11 +1700,10 @@ static enum mr_err allergy(struct mctx *c, const char *pat,
     json_object_set_new(al, "code", code);
     code = NULL;
     if (!strcmp(action, "D")) {
-        json_object_set_new(
-            al, "verificationStatus",
-            concept("http://terminology.hl7.org/CodeSystem/"
-                    "allergyintolerance-verification",
-                    "entered-in-error", NULL));
+        json_object_set_new(al, "verificationStatus",
+                            concept("http://terminology.hl7.org/CodeSystem/"
+                                    "allergyintolerance-verification",
+                                    "entered-in-error", NULL));
     } else {
         json_object_set_new(al, "clinicalStatus",
                             concept("http://terminology.hl7.org/CodeSystem/"
@@ -1725,14 +1715,14 @@ static enum mr_err allergy(struct mctx *c, const char *pat,
                                     "confirmed", NULL));
     }
     if (type[0]) {
-        const char *cat = (!strcmp(type, "DA") || !strcmp(type, "MA") ||
-                           !strcmp(type, "MC"))
-                              ? "medication"
-                          : !strcmp(type, "FA") ? "food"
-                          : (!strcmp(type, "EA") || !strcmp(type, "AA") ||
-                             !strcmp(type, "PA") || !strcmp(type, "LA"))
-                              ? "environment"
-                              : NULL;
+        const char *cat =
+            (!strcmp(type, "DA") || !strcmp(type, "MA") || !strcmp(type, "MC"))
+                ? "medication"
+            : !strcmp(type, "FA") ? "food"
+            : (!strcmp(type, "EA") || !strcmp(type, "AA") ||
+               !strcmp(type, "PA") || !strcmp(type, "LA"))
+                ? "environment"
+                : NULL;
         if (cat)
             json_object_set_new(al, "category", json_pack("[s]", cat));
         if (!strcmp(type, "MC") || !strcmp(type, "FI"))
@@ -1856,9 +1846,9 @@ static enum mr_err merge(struct mctx *c, const char *survivor)
         links = json_array();
         json_object_set_new(q, "link", links);
     }
-    json_array_append_new(links, json_pack("{s:o,s:s}", "other",
-                                           ref("Patient", old), "type",
-                                           "replaces"));
+    json_array_append_new(links,
+                          json_pack("{s:o,s:s}", "other", ref("Patient", old),
+                                    "type", "replaces"));
     err = save(c, "Patient", old, p, v1, mrg, 1);
     if (!err)
         err = save(c, "Patient", survivor, q, v2, mrg, 1);
@@ -1883,8 +1873,7 @@ static enum mr_err adt(struct mctx *c, const char *ev)
     for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         ok |= !strcmp(ev, known[i]);
     if (!ok)
-        return fail(c, MR_EUNSUPPORTED, NULL, 0,
-                    MR_HL7_ERR_UNSUPPORTED_EVENT,
+        return fail(c, MR_EUNSUPPORTED, NULL, 0, MR_HL7_ERR_UNSUPPORTED_EVENT,
                     "MSH-9: ADT^%s is not applied by medrec (see docs/hl7.md)",
                     ev);
     event_time(c);
@@ -1919,8 +1908,8 @@ static enum mr_err adt(struct mctx *c, const char *ev)
 /* The ServiceRequest a placer order number names, for this patient.
  * sr receives its id, or "" (then the result is unmatched). */
 static enum mr_err find_order(struct mctx *c, const struct mr_hl7_seg *s,
-                              size_t f, const char *pat, char sr[65],
-                              char *num, size_t cap)
+                              size_t f, const char *pat, char sr[65], char *num,
+                              size_t cap)
 {
     char ns[VAL_MAX], sys[VAL_MAX + 64], extra[120];
     struct found fd;
@@ -1970,9 +1959,8 @@ static const char *order_status(const char *ctl, const char *st)
 
 static enum mr_err orders(struct mctx *c)
 {
-    char pat[65], num[VAL_MAX], ns[VAL_MAX], sys[VAL_MAX + 64], id[33],
-        ctl[16], ost[16], v[VAL_MAX], encid[65], vsys[VAL_MAX + 64],
-        vnum[VAL_MAX];
+    char pat[65], num[VAL_MAX], ns[VAL_MAX], sys[VAL_MAX + 64], id[33], ctl[16],
+        ost[16], v[VAL_MAX], encid[65], vsys[VAL_MAX + 64], vnum[VAL_MAX];
     const struct mr_hl7_seg *pv1 = mr_hl7_find(c->m, "PV1", 1), *orc, *obr;
     size_t i, k, n = mr_hl7_occurrences(c->m, "ORC");
     enum mr_err err;
@@ -2036,8 +2024,7 @@ static enum mr_err orders(struct mctx *c)
                 (strncmp(subj, "Patient/", 8) || strcmp(subj + 8, pat))) {
                 json_decref(old);
                 return fail(c, MR_ECONFLICT, orc, 2, MR_HL7_ERR_UNKNOWN_KEY,
-                            "ORC-2: order %s belongs to another patient",
-                            num);
+                            "ORC-2: order %s belongs to another patient", num);
             }
         }
         sr = old ? old : json_pack("{s:s}", "resourceType", "ServiceRequest");
@@ -2257,22 +2244,21 @@ static enum mr_err obx_value(struct mctx *c, const struct mr_hl7_seg *obx,
                 json_decref(nb);
                 goto sn_bad;
             }
-            json_object_set_new(
-                o, "valueRatio",
-                json_pack("{s:{s:o},s:{s:o}}", "numerator", "value", na,
-                          "denominator", "value", nb));
+            json_object_set_new(o, "valueRatio",
+                                json_pack("{s:{s:o},s:{s:o}}", "numerator",
+                                          "value", na, "denominator", "value",
+                                          nb));
         } else {
             goto sn_bad;
         }
-    } else if (!strcmp(vt, "CE") || !strcmp(vt, "CWE") ||
-               !strcmp(vt, "CNE") || !strcmp(vt, "CF")) {
+    } else if (!strcmp(vt, "CE") || !strcmp(vt, "CWE") || !strcmp(vt, "CNE") ||
+               !strcmp(vt, "CF")) {
         json_t *cc = cwe(c, obx, 5, 1, &bad);
         if (bad)
             return c->d->code;
         if (cc)
             json_object_set_new(o, "valueCodeableConcept", cc);
-    } else if (!strcmp(vt, "DT") || !strcmp(vt, "TS") ||
-               !strcmp(vt, "DTM")) {
+    } else if (!strcmp(vt, "DT") || !strcmp(vt, "TS") || !strcmp(vt, "DTM")) {
         if (set_dtm(c, o, "valueDateTime", obx, 5, 0, NULL))
             return c->d->code;
     } else if (!strcmp(vt, "ST") || !strcmp(vt, "TX") || !strcmp(vt, "FT") ||
@@ -2286,15 +2272,14 @@ static enum mr_err obx_value(struct mctx *c, const struct mr_hl7_seg *obx,
             int st = val(c, obx, 5, i, 0, 0, line, TEXT_MAX);
             if (st == V_BAD)
                 err = c->d->code;
-            else if (st == V_SET &&
-                     ((t.len && mr_buf_addc(&t, '\n')) || mr_buf_adds(&t, line)))
+            else if (st == V_SET && ((t.len && mr_buf_addc(&t, '\n')) ||
+                                     mr_buf_adds(&t, line)))
                 err = fail(c, MR_ETOOBIG, obx, 5, MR_HL7_ERR_VALUE_TOO_LONG,
                            "OBX-5: text longer than %u bytes", TEXT_MAX);
         }
         if (!err && t.len)
-            err = jset(o, "valueString", json_stringn(t.ptr, t.len))
-                      ? MR_ENOMEM
-                      : MR_OK;
+            err = jset(o, "valueString", json_stringn(t.ptr, t.len)) ? MR_ENOMEM
+                                                                     : MR_OK;
         mr_free(line);
         mr_buf_release(&t);
         return err;
@@ -2520,8 +2505,7 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
             json_object_del(obs, "id");
             ver = json_integer_value(json_object_get(obs, "__v"));
             json_object_del(obs, "__v");
-            err = save(c, "Observation", oid, obs,
-                       ver, s, 0);
+            err = save(c, "Observation", oid, obs, ver, s, 0);
             json_decref(obs);
             obs = NULL;
             if (err)
@@ -2529,8 +2513,7 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
             json_array_append_new(results, ref("Observation", oid));
         }
         {
-            char code[VAL_MAX], sub[VAL_MAX], okey[3 * VAL_MAX + 32],
-                oid[33];
+            char code[VAL_MAX], sub[VAL_MAX], okey[3 * VAL_MAX + 32], oid[33];
             unsigned dup = 0;
             size_t j;
             json_t *cc;
@@ -2584,16 +2567,14 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
                                 jstr(v[0] ? obx_status(v) : "final"));
             json_object_set_new(
                 obs, "category",
-                json_pack(
-                    "[o]",
-                    concept("http://terminology.hl7.org/CodeSystem/"
-                            "observation-category",
-                            "laboratory", "Laboratory")));
+                json_pack("[o]",
+                          concept("http://terminology.hl7.org/CodeSystem/"
+                                  "observation-category",
+                                  "laboratory", "Laboratory")));
             json_object_set_new(obs, "code", cc);
             json_object_set_new(obs, "subject", ref("Patient", pat));
             if (encid[0])
-                json_object_set_new(obs, "encounter",
-                                    ref("Encounter", encid));
+                json_object_set_new(obs, "encounter", ref("Encounter", encid));
             if (srid[0])
                 json_object_set_new(
                     obs, "basedOn",
@@ -2758,8 +2739,7 @@ enum mr_err mr_hl7_apply(struct mr_records *r, const struct mr_actor *a,
              m->hdr.trigger.ptr);
     snprintf(ctrl, sizeof(ctrl), "%.*s", (int)m->hdr.control_id.len,
              m->hdr.control_id.ptr);
-    snprintf(c.reason, sizeof(c.reason), "HL7 %s^%s %s from %s", type, ev,
-             ctrl,
+    snprintf(c.reason, sizeof(c.reason), "HL7 %s^%s %s from %s", type, ev, ctrl,
              a->user && !strncmp(a->user, "hl7:", 4) ? a->user + 4 : ns);
     /* MSH-7's offset is the sender's: times without one take it. */
     dt = m->hdr.datetime.ptr;

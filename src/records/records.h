@@ -480,8 +480,8 @@ struct mr_hl7_outcome {
  * of a file) carried by `via` (the transport: its user and source are
  * audited; the sender's identity and role come from MSH-3/MSH-4 and the
  * registry; peer_cn is the common name of the connection's verified TLS
- * client certificate, or NULL). The message is logged, applied as its sender, and its
- * outcome, ACK and audit entries are kept, in the caller's group commit
+ * client certificate, or NULL). The message is logged, applied as its sender,
+ * and its outcome, ACK and audit entries are kept, in the caller's group commit
  * or in a transaction of its own. ack receives the ACK to send (for a
  * repeat, the one sent before). MR_OK means the ACK may be sent (once the
  * transaction commits); an error means medrec itself failed and nothing
@@ -490,8 +490,7 @@ struct mr_hl7_outcome {
 enum mr_err mr_records_hl7_receive(struct mr_records *r,
                                    const struct mr_actor *via,
                                    const char *peer_cn, const char *bytes,
-                                   size_t len,
-                                   struct mr_buf *ack,
+                                   size_t len, struct mr_buf *ack,
                                    struct mr_hl7_outcome *out,
                                    struct mr_diag *d) MR_WUR;
 
@@ -508,8 +507,7 @@ enum mr_err mr_records_hl7_replay(struct mr_records *r,
  * cb has seen the rows: an adapter shows nothing until MR_OK). */
 enum mr_err mr_records_hl7_messages(struct mr_records *r,
                                     const struct mr_actor *a,
-                                    const struct mr_hl7_filter *f,
-                                    mr_hl7_cb cb, void *ctx,
-                                    struct mr_diag *d) MR_WUR;
+                                    const struct mr_hl7_filter *f, mr_hl7_cb cb,
+                                    void *ctx, struct mr_diag *d) MR_WUR;
 
 #endif

@@ -42,11 +42,8 @@ static const char *const action_names[MR_ACT__COUNT] = {
 };
 
 static const char *const privilege_names[MR_PRIV__COUNT] = {
-    "manage-users",
-    "manage-policy",
-    "merge-patients",
-    "release-to-patient",
-    "manage-interfaces",
+    "manage-users",       "manage-policy",     "merge-patients",
+    "release-to-patient", "manage-interfaces",
 };
 
 /* Roles the rest of medrec refers to by name: a policy must define them. */

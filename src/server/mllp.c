@@ -17,9 +17,9 @@
 #include "hl7/mllp.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -117,8 +117,8 @@ static int conn_tls(struct conn *c)
         rc = gnutls_handshake(c->tls);
     while (rc < 0 && !gnutls_error_is_fatal(rc));
     if (rc < 0) {
-        fprintf(stderr, "medrec: mllp: %s: TLS handshake failed: %s\n",
-                c->peer, gnutls_strerror(rc));
+        fprintf(stderr, "medrec: mllp: %s: TLS handshake failed: %s\n", c->peer,
+                gnutls_strerror(rc));
         return -1;
     }
     certs = gnutls_certificate_get_peers(c->tls, &n);
@@ -306,9 +306,10 @@ static void *conn_main(void *arg)
     if (s->cred && conn_tls(c))
         open = 0;
     else
-        logf_(c->peer, c->tls ? (c->cn[0] ? "connected (TLS, client certificate)"
-                                          : "connected (TLS)")
-                              : "connected");
+        logf_(c->peer, c->tls
+                           ? (c->cn[0] ? "connected (TLS, client certificate)"
+                                       : "connected (TLS)")
+                           : "connected");
     while (open) {
         struct pollfd pf[2] = {{c->fd, POLLIN, 0}, {s->wake[0], POLLIN, 0}};
         int64_t t = now_ms(), limit;
@@ -377,8 +378,7 @@ static void *conn_main(void *arg)
                     frame_start = now_ms();
                     break;
                 case MR_MLLP_GARBAGE:
-                    logf_(c->peer, "%zu bytes outside a frame ignored",
-                          ev.len);
+                    logf_(c->peer, "%zu bytes outside a frame ignored", ev.len);
                     break;
                 case MR_MLLP_TOOBIG:
                     logf_(c->peer,
@@ -445,8 +445,9 @@ static void *acceptor(void *arg)
         pthread_mutex_lock(&s->mu);
         if (s->conns >= MAX_CONNS) {
             pthread_mutex_unlock(&s->mu);
-            fprintf(stderr, "medrec: mllp: %s:%u refused: %u connections "
-                            "open already\n",
+            fprintf(stderr,
+                    "medrec: mllp: %s:%u refused: %u connections "
+                    "open already\n",
                     host, ntohs(sa.sin_port), MAX_CONNS);
             close(fd);
             continue;
@@ -503,13 +504,13 @@ enum mr_err mr_mllp_server_start(const struct mr_mllp_config *cfg,
     memcpy(host, cfg->addr, (size_t)(colon - cfg->addr));
     host[colon - cfg->addr] = '\0';
     p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    if (*end || p < 0 || p > 65535 ||
+        inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         return mr_diag_set(d, MR_EUSAGE,
                            "--mllp: \"%s\" is not ADDRESS:PORT (IPv4)",
                            cfg->addr);
     sa.sin_port = htons((uint16_t)p);
-    if (!!cfg->tls_cert != !!cfg->tls_key ||
-        (cfg->client_ca && !cfg->tls_cert))
+    if (!!cfg->tls_cert != !!cfg->tls_key || (cfg->client_ca && !cfg->tls_cert))
         return mr_diag_set(d, MR_EUSAGE,
                            "--mllp-tls-cert and --mllp-tls-key go together, "
                            "and --mllp-client-ca needs them");
@@ -561,8 +562,7 @@ enum mr_err mr_mllp_server_start(const struct mr_mllp_config *cfg,
         return mr_diag_set(d, MR_EIO, "--mllp: %s", strerror(errno));
     }
     setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        listen(s->fd, 128) ||
+    if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(s->fd, 128) ||
         getsockname(s->fd, (struct sockaddr *)&sa, &sl)) {
         int e = errno;
         close(s->fd);

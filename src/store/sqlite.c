@@ -130,7 +130,7 @@ struct sq_store {
     int have_key;       /* key holds the signing key */
     int key_missing;    /* the database has a key, the file is gone */
     struct mr_audit_key key;
-    char *key_path; /* "<path>.audit-key" */
+    char *key_path;             /* "<path>.audit-key" */
     struct sq_walckpt *walckpt; /* background WAL checkpoints, or NULL */
 };
 
@@ -160,8 +160,8 @@ static void *walckpt_main(void *arg)
             break;
         c->pending = 0;
         pthread_mutex_unlock(&c->mu);
-        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                  NULL);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -3023,13 +3023,11 @@ static enum mr_err sq_hl7_add(struct mr_store *base,
     if (rc != SQLITE_OK)
         return map_rc(s, rc, d, "prepare interface log");
     sqlite3_bind_int64(st, 1, row->received ? row->received : now);
-    sqlite3_bind_text(st, 2, row->sender ? row->sender : "", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, row->sender ? row->sender : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, row->control_id ? row->control_id : "", -1,
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 4, row->type ? row->type : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, row->source ? row->source : "", -1,
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, row->source ? row->source : "", -1, SQLITE_STATIC);
     bind_blob_or_null(st, 6, row->raw, row->raw_len);
     sqlite3_bind_text(st, 7, row->status ? row->status : "received", -1,
                       SQLITE_STATIC);

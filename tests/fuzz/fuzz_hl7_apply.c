@@ -4,8 +4,8 @@
  * visit and order (so results and updates get past matching). Must never
  * crash, leak or read out of bounds; an outcome is always explained: a
  * message's failure names a reason, a success lists what it wrote. */
-#include "records/hl7_map.h"
 #include "hl7/parse.h"
+#include "records/hl7_map.h"
 #include "records/records_impl.h"
 #include "store/store.h"
 

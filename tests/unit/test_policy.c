@@ -72,8 +72,14 @@ static int teardown(void **state)
 static void test_default_loads(void **state)
 {
     static const char *const roles[] = {
-        "admin",          "admission-clerk",    "auditor", "clinician", "coder",
-        "lab-technician", "records-technician", "patient",
+        "admin",
+        "admission-clerk",
+        "auditor",
+        "clinician",
+        "coder",
+        "lab-technician",
+        "records-technician",
+        "patient",
         "registration-system",
     };
     const struct mr_policy *p = *state;
