@@ -4,8 +4,11 @@
  * text medrec adds is converted and escaped here.
  */
 #include "hl7/ack.h"
-#include "core/text.h"
 
+#include "core/text.h"
+#include "core/time.h"
+
+#include <stdio.h>
 #include <string.h>
 
 const char *mr_hl7_ack_code_name(enum mr_hl7_ack_code c)
@@ -456,4 +459,16 @@ enum mr_err mr_hl7_ack_unparsed(const char *data, size_t len,
         return mr_diag_set(d, err, "ACK: %s", mr_strerror(err));
     }
     return MR_OK;
+}
+
+void mr_hl7_timestamp(int64_t ms, char out[32])
+{
+    int64_t t = ms % 86400000;
+    unsigned mo, dd;
+    int y;
+
+    mr_civil_from_days(ms / 86400000, &y, &mo, &dd);
+    snprintf(out, 32, "%04d%02u%02u%02d%02d%02d.%03d+0000", y, mo, dd,
+             (int)(t / 3600000), (int)(t / 60000 % 60), (int)(t / 1000 % 60),
+             (int)(t % 1000));
 }

@@ -10,6 +10,8 @@
 #include "hl7/parse.h"
 #include "medrec/medrec.h"
 
+#include <stdint.h>
+
 enum mr_hl7_ack_code {
     MR_HL7_AA, /* accepted: applied and committed */
     MR_HL7_AE, /* error: fix the message before sending it again */
@@ -68,6 +70,10 @@ enum mr_err mr_hl7_ack_build(const struct mr_hl7_msg *m,
 enum mr_err mr_hl7_ack_unparsed(const char *data, size_t len,
                                 const struct mr_hl7_ack *a, struct mr_buf *out,
                                 struct mr_diag *d) MR_WUR;
+
+/* An HL7 DTM for a time in UTC ms, "20261127145225.661+0000", for
+ * MSH-7 of an ACK (out holds at least 32 bytes). */
+void mr_hl7_timestamp(int64_t ms, char out[32]);
 
 /* "AA", "AE", "AR". */
 const char *mr_hl7_ack_code_name(enum mr_hl7_ack_code c);

@@ -232,16 +232,21 @@ static void hdr_first(const struct mr_hl7_msg *m, struct mr_hl7_slice v,
 
 static void ack_stamp(int64_t id, char ctrl[32], char ts[32])
 {
-    int64_t now = mr_time_now_ms(), days = now / 86400000;
-    int64_t ms = now % 86400000;
-    unsigned mo, dd;
-    int y;
-
-    mr_civil_from_days(days, &y, &mo, &dd);
-    snprintf(ts, 32, "%04d%02u%02u%02d%02d%02d.%03d+0000", y, mo, dd,
-             (int)(ms / 3600000), (int)(ms / 60000 % 60), (int)(ms / 1000 % 60),
-             (int)(ms % 1000));
+    mr_hl7_timestamp(mr_time_now_ms(), ts);
     snprintf(ctrl, 32, "MR%lld", (long long)id);
+}
+
+static void set_outcome(struct mr_hl7_outcome *out, int64_t id,
+                        const char *status, const char *ack_code,
+                        const char *detail, int repeat)
+{
+    if (!out)
+        return;
+    out->id = id;
+    out->repeat = repeat;
+    snprintf(out->status, sizeof(out->status), "%s", status);
+    snprintf(out->ack_code, sizeof(out->ack_code), "%s", ack_code);
+    snprintf(out->detail, sizeof(out->detail), "%s", detail ? detail : "");
 }
 
 static int is_ours(enum mr_err err)
@@ -342,13 +347,8 @@ static enum mr_err process(struct mr_records *r, const struct mr_actor *via,
                 r, via, "hl7-receive", aerr == MR_ENOTFOUND ? MR_OK : aerr,
                 "MessageHeader", ids, row.patient, NULL, audit_detail, d);
     }
-    if (!err && out) {
-        out->id = id;
-        snprintf(out->status, sizeof(out->status), "%s", row.status);
-        snprintf(out->ack_code, sizeof(out->ack_code), "%s", row.ack_code);
-        snprintf(out->detail, sizeof(out->detail), "%s",
-                 row.detail ? row.detail : "");
-    }
+    if (!err)
+        set_outcome(out, id, row.status, row.ack_code, row.detail, 0);
     mr_hl7_applied_release(&ap);
     return err;
 }
@@ -381,6 +381,49 @@ static int found_row_cb(void *ctx, const struct mr_hl7_row *row)
     return 0; /* the query asks for one row */
 }
 
+/* A message refused before it is applied: logged as rejected (row holds
+ * what is known of it), answered with AR at where/reason (from the bytes
+ * when it did not parse: m NULL) and audited with outcome. */
+static enum mr_err reject(struct mr_records *r, const struct mr_actor *via,
+                          struct mr_hl7_row *row, const struct mr_hl7_msg *m,
+                          const char *bytes, size_t len,
+                          const struct mr_hl7_loc *where, const char *reason,
+                          enum mr_err outcome, struct mr_buf *ack,
+                          struct mr_hl7_outcome *out, struct mr_diag *d)
+{
+    struct mr_hl7_ack ak;
+    char ctrl[32], ts[32];
+    enum mr_err err;
+
+    row->status = "rejected";
+    row->ack_code = "AR";
+    row->detail = reason;
+    err = mr_store_hl7_add(r->st, row, &row->id, d);
+    if (err)
+        return err;
+    memset(&ak, 0, sizeof(ak));
+    ack_stamp(row->id, ctrl, ts);
+    ak.code = MR_HL7_AR;
+    ak.control_id = ctrl;
+    ak.timestamp = ts;
+    ak.where = where;
+    ak.reason = reason;
+    mr_buf_reset(ack);
+    err = m ? mr_hl7_ack_build(m, &ak, ack, d)
+            : mr_hl7_ack_unparsed(bytes, len, &ak, ack, d);
+    if (!err) {
+        row->ack = ack->ptr;
+        row->ack_len = ack->len;
+        err = mr_store_hl7_update(r->st, row, 0, d);
+    }
+    if (!err)
+        err = mr__audit(r, via, "hl7-receive", outcome, "MessageHeader", NULL,
+                        NULL, NULL, reason, d);
+    if (!err)
+        set_outcome(out, row->id, "rejected", "AR", reason, 0);
+    return err;
+}
+
 static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
                            const char *peer_cn, const char *bytes, size_t len,
                            struct mr_buf *ack, struct mr_hl7_outcome *out,
@@ -388,20 +431,18 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
 {
     struct mr_hl7_msg m;
     struct mr_hl7_loc where;
-    struct mr_hl7_ack ak;
     struct mr_hl7_row row;
     struct mr_diag pd;
     char app[NAME_MAX_BYTES + 8], fac[NAME_MAX_BYTES + 8], role[40];
     char sender[2 * NAME_MAX_BYTES + 20], ctrl[MR_HL7_MAX_CONTROL_ID + 1];
     char type[40], what[1000], actor_name[2 * NAME_MAX_BYTES + 30];
-    char actrl[32], ts[32], reason[700], want_cn[NAME_MAX_BYTES + 8];
+    char reason[700], want_cn[NAME_MAX_BYTES + 8];
     char proc[4];
     struct mr_actor sa;
     enum mr_err err;
     int64_t id = 0;
 
     memset(&where, 0, sizeof(where));
-    memset(&ak, 0, sizeof(ak));
     memset(&row, 0, sizeof(row));
     mr_diag_clear(&pd);
     row.source = via->source ? via->source : "";
@@ -415,36 +456,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
         row.sender = "";
         row.control_id = "";
         row.type = "";
-        row.status = "rejected";
-        row.ack_code = "AR";
-        row.detail = pd.msg;
-        err = mr_store_hl7_add(r->st, &row, &id, d);
-        if (err)
-            return err;
-        ack_stamp(id, actrl, ts);
-        ak.code = MR_HL7_AR;
-        ak.control_id = actrl;
-        ak.timestamp = ts;
-        ak.where = &where;
-        ak.reason = pd.msg;
-        mr_buf_reset(ack);
-        err = mr_hl7_ack_unparsed(bytes, len, &ak, ack, d);
-        if (!err) {
-            row.id = id;
-            row.ack = ack->ptr;
-            row.ack_len = ack->len;
-            err = mr_store_hl7_update(r->st, &row, 0, d);
-        }
-        if (!err)
-            err = mr__audit(r, via, "hl7-receive", MR_EINVALID, "MessageHeader",
-                            NULL, NULL, NULL, pd.msg, d);
-        if (!err && out) {
-            out->id = id;
-            snprintf(out->status, sizeof(out->status), "rejected");
-            snprintf(out->ack_code, sizeof(out->ack_code), "AR");
-            snprintf(out->detail, sizeof(out->detail), "%s", pd.msg);
-        }
-        return err;
+        return reject(r, via, &row, NULL, bytes, len, &where, pd.msg,
+                      MR_EINVALID, ack, out, d);
     }
     hdr_first(&m, m.hdr.sending_app, app, sizeof(app));
     hdr_first(&m, m.hdr.sending_facility, fac, sizeof(fac));
@@ -490,41 +503,14 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
         where.field = role[0] ? 11 : 3;
         where.code = role[0] ? MR_HL7_ERR_UNSUPPORTED_PROCESSING_ID
                              : MR_HL7_ERR_INTERNAL;
-        row.status = "rejected";
-        row.ack_code = "AR";
-        row.detail = reason;
         /* An unknown sender's bytes are not kept: only who it claims to
          * be and the refusal. */
         if (role[0]) {
             row.raw = m.data;
             row.raw_len = m.len;
         }
-        err = mr_store_hl7_add(r->st, &row, &id, d);
-        if (err)
-            goto out;
-        ack_stamp(id, actrl, ts);
-        ak.code = MR_HL7_AR;
-        ak.control_id = actrl;
-        ak.timestamp = ts;
-        ak.where = &where;
-        ak.reason = reason;
-        mr_buf_reset(ack);
-        err = mr_hl7_ack_build(&m, &ak, ack, d);
-        if (!err) {
-            row.id = id;
-            row.ack = ack->ptr;
-            row.ack_len = ack->len;
-            err = mr_store_hl7_update(r->st, &row, 0, d);
-        }
-        if (!err)
-            err = mr__audit(r, via, "hl7-receive", MR_EDENIED, "MessageHeader",
-                            NULL, NULL, NULL, reason, d);
-        if (!err && out) {
-            out->id = id;
-            snprintf(out->status, sizeof(out->status), "rejected");
-            snprintf(out->ack_code, sizeof(out->ack_code), "AR");
-            snprintf(out->detail, sizeof(out->detail), "%s", reason);
-        }
+        err = reject(r, via, &row, &m, bytes, len, &where, reason, MR_EDENIED,
+                     ack, out, d);
         goto out;
     }
 
@@ -556,14 +542,8 @@ static enum mr_err receive(struct mr_records *r, const struct mr_actor *via,
                                 ids, NULL, NULL,
                                 "repeat: acknowledged again, not applied", d);
             }
-            if (!err && out) {
-                out->id = fr.id;
-                out->repeat = 1;
-                snprintf(out->status, sizeof(out->status), "%s", fr.status);
-                snprintf(out->ack_code, sizeof(out->ack_code), "%s",
-                         fr.ack_code);
-                snprintf(out->detail, sizeof(out->detail), "%s", fr.detail);
-            }
+            if (!err)
+                set_outcome(out, fr.id, fr.status, fr.ack_code, fr.detail, 1);
             mr_buf_release(&fr.ack);
             mr_buf_release(&fr.raw);
             goto out;

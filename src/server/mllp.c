@@ -224,15 +224,7 @@ static int send_refusal(struct conn *c, const char *bytes, size_t len,
     memset(&a, 0, sizeof(a));
     mr_diag_clear(&d);
     snprintf(ctrl, sizeof(ctrl), "MRX%lld", (long long)now);
-    {
-        int64_t days = now / 86400000, ms = now % 86400000;
-        unsigned mo, dd;
-        int y;
-        mr_civil_from_days(days, &y, &mo, &dd);
-        snprintf(ts, sizeof(ts), "%04d%02u%02u%02d%02d%02d+0000", y, mo, dd,
-                 (int)(ms / 3600000), (int)(ms / 60000 % 60),
-                 (int)(ms / 1000 % 60));
-    }
+    mr_hl7_timestamp(now, ts);
     a.code = MR_HL7_AR;
     a.control_id = ctrl;
     a.timestamp = ts;
