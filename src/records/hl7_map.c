@@ -405,8 +405,16 @@ static enum mr_err set_dtm(struct mctx *c, json_t *o, const char *key,
 
 /* ---- identifiers and codes ------------------------------------------ */
 
-/* prefix + name, the name percent-encoded outside [A-Za-z0-9-._~] so a
- * "GENERAL HOSP" makes a valid URI. */
+/* RFC 3986 unreserved: the bytes left as they are in URIs and queries. */
+static int unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+           ch == '~';
+}
+
+/* prefix + name, the name percent-encoded outside the unreserved set so
+ * a "GENERAL HOSP" makes a valid URI. */
 static void urn(const char *prefix, const char *name, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -414,8 +422,7 @@ static void urn(const char *prefix, const char *name, char *out, size_t cap)
 
     for (; *name && n + 4 < cap; name++) {
         unsigned char ch = (unsigned char)*name;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-            (ch >= '0' && ch <= '9') || strchr("-._~", ch)) {
+        if (unreserved(ch)) {
             out[n++] = (char)ch;
         } else {
             out[n++] = '%';
@@ -703,7 +710,7 @@ static enum mr_err qtoken(struct mr_buf *q, const char *s)
             err = mr_buf_adds(q, "%5C");
         if (err)
             break;
-        if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+        if (unreserved(ch))
             err = mr_buf_addc(q, (char)ch);
         else
             err = mr_buf_addf(q, "%%%c%c", hex[ch >> 4], hex[ch & 15]);
@@ -711,12 +718,24 @@ static enum mr_err qtoken(struct mr_buf *q, const char *s)
     return err;
 }
 
+/* What a search found: up to three distinct resources, with their
+ * versions, and their JSON when want_json was set. */
 struct found {
-    char id[3][65];
+    int want_json;
     int n;
-    int64_t ts[3];
-    json_t *first;
+    char id[3][65];
+    int64_t version[3];
+    json_t *json[3];
 };
+
+static void found_release(struct found *f)
+{
+    int i;
+
+    for (i = 0; i < f->n; i++)
+        json_decref(f->json[i]);
+    f->n = 0;
+}
 
 static int found_cb(void *ctx, const struct mr_version *m, const char *json,
                     size_t len)
@@ -730,9 +749,10 @@ static int found_cb(void *ctx, const struct mr_version *m, const char *json,
     if (f->n == 3)
         return 0;
     snprintf(f->id[f->n], sizeof(f->id[0]), "%s", m->id);
-    f->ts[f->n] = m->ts;
-    if (!f->n)
-        f->first = json_loadb(json, len, 0, NULL);
+    f->version[f->n] = m->version;
+    f->json[f->n] = f->want_json ? json_loadb(json, len, 0, NULL) : NULL;
+    if (f->want_json && !f->json[f->n])
+        return MR_ENOMEM;
     f->n++;
     return 0;
 }
@@ -740,13 +760,14 @@ static int found_cb(void *ctx, const struct mr_version *m, const char *json,
 /* Search type with "param=system|value" (system may be NULL: any). */
 static enum mr_err find_by(struct mctx *c, const char *type, const char *param,
                            const char *system, const char *value,
-                           const char *extra, struct found *f)
+                           const char *extra, int want_json, struct found *f)
 {
     struct mr_buf q = MR_BUF_INIT(8192);
     enum mr_err err;
     int64_t total = 0;
 
     memset(f, 0, sizeof(*f));
+    f->want_json = want_json;
     err = mr_buf_addf(&q, "%s=", param);
     if (!err && system) {
         err = qtoken(&q, system);
@@ -768,17 +789,16 @@ static enum mr_err find_by(struct mctx *c, const char *type, const char *param,
 
 /* ---- patients -------------------------------------------------------- */
 
-/* The chart that stands for Patient/id: itself, or, after merges, the one
- * its replaced-by links lead to. *pat receives its JSON (NULL if gone). */
+/* The chart that stands for Patient/id (its JSON in *pat, its version in
+ * *ver, as found): itself, or, after merges, the one its replaced-by
+ * links lead to (read here). *pat is NULL if that one is gone. */
 static enum mr_err resolve(struct mctx *c, const struct mr_hl7_seg *s,
-                           unsigned field, char id[65], json_t **pat)
+                           unsigned field, char id[65], json_t **pat,
+                           int64_t *ver)
 {
-    enum mr_err err;
-    int64_t v;
+    enum mr_err err = MR_OK;
     int hops;
 
-    *pat = NULL;
-    err = load(c, "Patient", id, pat, &v);
     for (hops = 0; !err && *pat && hops < 8; hops++) {
         json_t *l;
         const char *to = NULL;
@@ -797,18 +817,18 @@ static enum mr_err resolve(struct mctx *c, const struct mr_hl7_seg *s,
         snprintf(id, 65, "%s", to);
         json_decref(*pat);
         *pat = NULL;
-        err = load(c, "Patient", id, pat, &v);
+        err = load(c, "Patient", id, pat, ver);
     }
     return err ? fail_rec(c, err, s, field) : MR_OK;
 }
 
-/* The patient PID-3 names: its id in id (empty if none) and its stored
- * JSON in *pat (may be NULL). Identifiers that lead, through merges, to
+/* The patient PID-3 names: its id in id (empty if none), its stored JSON
+ * in *pat and version in *ver. Identifiers that lead, through merges, to
  * one chart name that chart; two charts are a conflict. first_id gets
  * the first identifier as system|value (for messages). */
 static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
-                                char id[65], json_t **pat, char *first_id,
-                                size_t first_cap)
+                                char id[65], json_t **pat, int64_t *ver,
+                                char *first_id, size_t first_cap)
 {
     char value[VAL_MAX], sys[VAL_MAX + 64], cand[65];
     size_t i, n = reps(c, pid, 3);
@@ -818,6 +838,8 @@ static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
 
     id[0] = '\0';
     *pat = NULL;
+    *ver = 0;
+    memset(&f, 0, sizeof(f));
     if (first_id)
         first_id[0] = '\0';
     for (i = 1; i <= n; i++) {
@@ -829,18 +851,21 @@ static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
         if (first_id && !first_id[0] &&
             snprintf(first_id, first_cap, "%s|%s", sys, value) < 0)
             first_id[0] = '\0';
-        err = find_by(c, "Patient", "identifier", sys, value, NULL, &f);
-        json_decref(f.first);
+        err = find_by(c, "Patient", "identifier", sys, value, NULL, 1, &f);
         if (err) {
             fail_rec(c, err, pid, 3);
             goto bad;
         }
         for (j = 0; j < f.n; j++) {
-            json_t *p = NULL;
+            json_t *p = f.json[j];
+            int64_t v = f.version[j];
+            f.json[j] = NULL;
             snprintf(cand, sizeof(cand), "%s", f.id[j]);
-            if (resolve(c, pid, 3, cand, &p))
+            if (resolve(c, pid, 3, cand, &p, &v)) {
+                json_decref(p);
                 goto bad;
-            if (!p) /* deleted */
+            }
+            if (!p) /* gone */
                 continue;
             if (id[0] && strcmp(id, cand)) {
                 json_decref(p);
@@ -854,13 +879,16 @@ static enum mr_err find_patient(struct mctx *c, const struct mr_hl7_seg *pid,
             if (!id[0]) {
                 snprintf(id, 65, "%s", cand);
                 *pat = p;
+                *ver = v;
             } else {
                 json_decref(p);
             }
         }
+        found_release(&f);
     }
     return MR_OK;
 bad:
+    found_release(&f);
     json_decref(*pat);
     *pat = NULL;
     id[0] = '\0';
@@ -1016,7 +1044,8 @@ static int telecoms(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
     size_t i, n = reps(c, s, f);
 
     for (i = 1; i <= n; i++) {
-        json_t *cp;
+        const char *system, *value;
+        int email;
         if (val(c, s, f, i, 1, 0, v1, sizeof(v1)) == V_BAD ||
             val(c, s, f, i, 2, 0, use2, sizeof(use2)) == V_BAD ||
             val(c, s, f, i, 3, 0, eq, sizeof(eq)) == V_BAD ||
@@ -1025,46 +1054,32 @@ static int telecoms(struct mctx *c, const struct mr_hl7_seg *s, size_t f,
             val(c, s, f, i, 7, 0, num, sizeof(num)) == V_BAD ||
             val(c, s, f, i, 8, 0, ext, sizeof(ext)) == V_BAD)
             return -1;
-        cp = json_object();
-        if (!strcmp(eq, "Internet") || !strcmp(eq, "X.400") ||
-            !strcmp(use2, "NET")) {
-            if (!mail[0])
-                snprintf(mail, sizeof(mail), "%s", v1);
-            if (!mail[0]) {
-                json_decref(cp);
-                continue;
-            }
-            if (!mr_email_valid(mail)) {
-                warn(c, s, f, "e-mail address", mail);
-                json_decref(cp);
-                continue;
-            }
-            jset(cp, "system", jstr("email"));
-            jset(cp, "value", jstr(mail));
+        email = !strcmp(eq, "Internet") || !strcmp(eq, "X.400") ||
+                !strcmp(use2, "NET");
+        if (email) {
+            system = "email";
+            value = mail[0] ? mail : v1;
         } else {
+            system = !strcmp(eq, "FX")   ? "fax"
+                     : !strcmp(eq, "BP") ? "pager"
+                                         : "phone";
             if (num[0])
                 snprintf(val_, sizeof(val_), "%s%s%s%s%s%s", area[0] ? "(" : "",
                          area, area[0] ? ") " : "", num, ext[0] ? " x" : "",
                          ext);
             else
                 snprintf(val_, sizeof(val_), "%s", v1);
-            if (!val_[0]) {
-                json_decref(cp);
-                continue;
-            }
-            if (!mr_phone_valid(val_)) {
-                warn(c, s, f, "phone number", val_);
-                json_decref(cp);
-                continue;
-            }
-            jset(cp, "system",
-                 jstr(!strcmp(eq, "FX")   ? "fax"
-                      : !strcmp(eq, "BP") ? "pager"
-                                          : "phone"));
-            jset(cp, "value", jstr(val_));
+            value = val_;
         }
-        jset(cp, "use", jstr(!strcmp(eq, "CP") ? "mobile" : use));
-        json_array_append_new(a, cp);
+        if (!value[0])
+            continue;
+        if (email ? !mr_email_valid(value) : !mr_phone_valid(value)) {
+            warn(c, s, f, email ? "e-mail address" : "phone number", value);
+            continue;
+        }
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "system", system,
+                                           "value", value, "use",
+                                           !strcmp(eq, "CP") ? "mobile" : use));
     }
     return 0;
 }
@@ -1217,7 +1232,7 @@ static enum mr_err patient(struct mctx *c, int create, int update, char id[65])
     if (!pid)
         return fail(c, MR_EINVALID, NULL, 0, MR_HL7_ERR_SEGMENT_SEQUENCE,
                     "PID: the patient identification segment is required");
-    err = find_patient(c, pid, id, &p, first, sizeof(first));
+    err = find_patient(c, pid, id, &p, &ver, first, sizeof(first));
     if (err)
         return err;
     if (!first[0]) {
@@ -1233,18 +1248,8 @@ static enum mr_err patient(struct mctx *c, int create, int update, char id[65])
         snprintf(c->out->patient, sizeof(c->out->patient), "Patient/%s", id);
         return MR_OK;
     }
-    if (!p) {
+    if (!p)
         p = json_pack("{s:s}", "resourceType", "Patient");
-    } else {
-        json_t *meta = json_object_get(p, "meta");
-        ver = json_is_object(meta)
-                  ? (int64_t)atoll(
-                        json_string_value(json_object_get(meta, "versionId"))
-                            ? json_string_value(
-                                  json_object_get(meta, "versionId"))
-                            : "0")
-                  : 0;
-    }
     err = pid_apply(c, pid, p);
     if (!err && !id[0]) {
         struct mr_buf text = MR_BUF_INIT(MR_MAX_RESOURCE_BYTES);
@@ -1791,8 +1796,7 @@ static enum mr_err merge(struct mctx *c, const char *survivor)
             return c->d->code;
         if (!k)
             continue;
-        err = find_by(c, "Patient", "identifier", sys, value, NULL, &f);
-        json_decref(f.first);
+        err = find_by(c, "Patient", "identifier", sys, value, NULL, 0, &f);
         if (err)
             return fail_rec(c, err, mrg, 1);
         {
@@ -1925,8 +1929,7 @@ static enum mr_err find_order(struct mctx *c, const struct mr_hl7_seg *s,
         mr_hl7_id_system(ns, NULL, NULL, c->ns, sys, sizeof(sys));
     snprintf(extra, sizeof(extra), "subject=Patient/%s", pat);
     err = find_by(c, "ServiceRequest", "identifier", ns[0] ? sys : NULL, num,
-                  extra, &fd);
-    json_decref(fd.first);
+                  extra, 0, &fd);
     if (err)
         return fail_rec(c, err, s, (unsigned)f);
     if (fd.n > 1)
@@ -2364,15 +2367,34 @@ static int nte_text(struct mctx *c, const struct mr_hl7_seg *nte, char *buf,
     return buf[0] ? 1 : 0;
 }
 
+/* Write the Observation being built (if any) as oid and list it in
+ * results; errors are located at its OBX. */
+static enum mr_err flush_obs(struct mctx *c, json_t **obs, const char *oid,
+                             const struct mr_hl7_seg *obx, json_t *results)
+{
+    enum mr_err err;
+
+    if (!*obs)
+        return MR_OK;
+    err = save(c, "Observation", oid, *obs, 0, obx, 0);
+    json_decref(*obs);
+    *obs = NULL;
+    if (!err)
+        json_array_append_new(results, ref("Observation", oid));
+    return err;
+}
+
 /* One OBR and its OBX/NTE segments [from, to). */
 static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
                           size_t from, size_t to)
 {
     const struct mr_hl7_seg *obr = &c->m->segs[from], *orc = NULL;
     char key[VAL_MAX * 2 + 80], num[VAL_MAX], ns[VAL_MAX], sys[VAL_MAX + 64];
-    char v[VAL_MAX], st[16], drid[33], srid[65], placer[VAL_MAX];
+    char v[VAL_MAX], st[16], drid[33], srid[65], placer[VAL_MAX], oid[33];
     char *text = NULL;
     json_t *dr = NULL, *results = json_array(), *obs = NULL, *old;
+    json_t *seen = json_object(); /* OBX code and sub-id: occurrences */
+    const struct mr_hl7_seg *obs_seg = NULL;
     enum mr_err err = MR_OK;
     int64_t ver;
     size_t i, k;
@@ -2497,27 +2519,14 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
         }
         if (strcmp(s->id, "OBX"))
             continue;
-        /* Flush the previous Observation (its NTEs are in). */
-        if (obs) {
-            char oid[33];
-            const char *okey = json_string_value(json_object_get(obs, "id"));
-            snprintf(oid, sizeof(oid), "%s", okey);
-            json_object_del(obs, "id");
-            ver = json_integer_value(json_object_get(obs, "__v"));
-            json_object_del(obs, "__v");
-            err = save(c, "Observation", oid, obs, ver, s, 0);
-            json_decref(obs);
-            obs = NULL;
-            if (err)
-                break;
-            json_array_append_new(results, ref("Observation", oid));
-        }
+        /* The previous Observation is complete (its NTEs are in). */
+        err = flush_obs(c, &obs, oid, obs_seg, results);
+        if (err)
+            break;
         {
-            char code[VAL_MAX], sub[VAL_MAX], okey[3 * VAL_MAX + 32], oid[33];
-            unsigned dup = 0;
-            size_t j;
+            char code[VAL_MAX], sub[VAL_MAX], okey[3 * VAL_MAX + 32];
+            json_int_t dup;
             json_t *cc;
-            int64_t ov;
             if (val(c, s, 3, 1, 1, 0, code, sizeof(code)) == V_BAD ||
                 val(c, s, 4, 1, 0, 0, sub, sizeof(sub)) == V_BAD) {
                 err = c->d->code;
@@ -2538,26 +2547,19 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
                            "OBX-3: the observation identifier is required");
                 break;
             }
-            /* The same code and sub-id again in this report: its own. */
-            for (j = from + 1; j < i; j++) {
-                char c2[VAL_MAX], s2[VAL_MAX];
-                if (strcmp(c->m->segs[j].id, "OBX"))
-                    continue;
-                if (val(c, &c->m->segs[j], 3, 1, 1, 0, c2, sizeof(c2)) !=
-                        V_BAD &&
-                    val(c, &c->m->segs[j], 4, 1, 0, 0, s2, sizeof(s2)) !=
-                        V_BAD &&
-                    !strcmp(c2, code) && !strcmp(s2, sub))
-                    dup++;
-            }
-            snprintf(okey, sizeof(okey), "%s|%s|%s|%u", drid, code, sub, dup);
+            /* The same code and sub-id again in this report: its own
+             * Observation (counted by occurrence). */
+            snprintf(okey, sizeof(okey), "%s\x1f%s", code, sub);
+            dup = json_integer_value(json_object_get(seen, okey));
+            json_object_set_new(seen, okey, json_integer(dup + 1));
+            snprintf(okey, sizeof(okey), "%s|%s|%s|%u", drid, code, sub,
+                     (unsigned)dup);
             stable_id("Observation", pat, okey, oid);
-            /* Rebuilt from the message whole, written as the next version
-             * (no read: nothing else writes inside this transaction). */
-            ov = 0;
+            /* Rebuilt from the message whole and written as the next
+             * version (no read: nothing else writes inside this
+             * transaction). */
             obs = json_pack("{s:s}", "resourceType", "Observation");
-            json_object_set_new(obs, "id", jstr(oid));
-            json_object_set_new(obs, "__v", json_integer(ov));
+            obs_seg = s;
             if (val(c, s, 11, 1, 1, 0, v, sizeof(v)) == V_BAD) {
                 json_decref(cc);
                 err = c->d->code;
@@ -2609,17 +2611,8 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
             mr_diag_clear(c->d);
         }
     }
-    if (!err && obs) {
-        char oid[33];
-        snprintf(oid, sizeof(oid), "%s",
-                 json_string_value(json_object_get(obs, "id")));
-        json_object_del(obs, "id");
-        ver = json_integer_value(json_object_get(obs, "__v"));
-        json_object_del(obs, "__v");
-        err = save(c, "Observation", oid, obs, ver, obr, 0);
-        if (!err)
-            json_array_append_new(results, ref("Observation", oid));
-    }
+    if (!err)
+        err = flush_obs(c, &obs, oid, obs_seg, results);
     if (err)
         goto out;
     /* A report sent again (corrected, or completed) may carry only some
@@ -2650,6 +2643,7 @@ static enum mr_err report(struct mctx *c, const char *pat, const char *encid,
         err = save(c, "DiagnosticReport", drid, dr, ver, obr, 0);
 out:
     mr_free(text);
+    json_decref(seen);
     json_decref(obs);
     json_decref(dr);
     json_decref(results);
