@@ -304,31 +304,31 @@ static enum mr_err exchange(struct peer *pe, struct mr_mllp_decoder *dec,
                             const char *msg, size_t len, int timeout_s,
                             struct mr_buf *ack, struct mr_diag *d)
 {
+    struct mr_buf seg = MR_BUF_INIT(MR_HL7_MAX_BYTES);
     struct mr_buf out = MR_BUF_INIT(MR_HL7_MAX_BYTES + 16);
     char buf[16384];
     const char *p;
-    size_t left;
-    enum mr_err err;
+    size_t left, i;
+    enum mr_err err = MR_OK;
 
-    /* A message file may end its segments with LF: MLLP wants CR. */
-    err = mr_buf_grow(&out, len + 3);
-    if (!err) {
-        size_t i;
-        out.ptr[out.len++] = MR_MLLP_SB;
-        for (i = 0; i < len; i++) {
-            if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
-                continue;
-            out.ptr[out.len++] = msg[i] == '\n' ? '\r' : msg[i];
-        }
-        if (out.len > 1 && out.ptr[out.len - 1] != '\r')
-            out.ptr[out.len++] = '\r';
-        err = mr_buf_addc(&out, MR_MLLP_EB);
-        if (!err)
-            err = mr_buf_addc(&out, MR_MLLP_CR);
+    /* A message file may end its segments with LF or CRLF: MLLP wants
+     * CR. */
+    for (i = 0; i < len && !err; i++) {
+        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+            continue;
+        err = mr_buf_addc(&seg, msg[i] == '\n' ? '\r' : msg[i]);
     }
+    if (!err && seg.len && seg.ptr[seg.len - 1] != '\r')
+        err = mr_buf_addc(&seg, '\r');
+    if (!err)
+        err = mr_mllp_encode(&out, seg.ptr, seg.len);
+    mr_buf_release(&seg);
     if (err) {
         mr_buf_release(&out);
-        return mr_diag_set(d, err, "message too large");
+        return mr_diag_set(d, err,
+                           err == MR_EINVALID
+                               ? "the message holds an MLLP block character"
+                               : "message too large");
     }
     p = out.ptr;
     left = out.len;
